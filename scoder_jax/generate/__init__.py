@@ -1,0 +1,1 @@
+"""Prefill and decode with a KV cache; sampling."""

@@ -1,0 +1,1 @@
+"""The LLaMA-family decoder, its configs, presets and checkpoint formats."""

@@ -437,6 +437,15 @@ def _extract_code(section: str, lang: Language) -> tuple[str, str]:
     return text, ""
 
 
+def extract_code(text: str, lang: str) -> tuple[str, str]:
+    """The code in a piece of markdown (fenced blocks in `lang`, or unfenced code among prose).
+
+    Returns (code, "") or ("", why) with why in {"empty", "wrong_language", "not_code",
+    "syntax_error"} (the last for Python only).
+    """
+    return _extract_code(text, language(lang))
+
+
 _TESTS_COMMENT_RE = re.compile(
     r"^(?:#+|//+|--)[ \t]*(?:unit[ \t]+|example[ \t]+|simple[ \t]+|some[ \t]+)?"
     r"test(?:s|ing|[ \t]+cases?|[ \t]+code)?\b[^\n]*$",

@@ -1,0 +1,960 @@
+"""The teacher: an OpenAI-compatible chat-completions client that turns snippets into the seed set.
+
+`run_teacher(snippets, out_dir, cfg)` sends each snippet through `prompts.build_messages`,
+parses the reply with `prompts.parse_response`, and leaves, for every snippet, exactly one
+record: a seed sample in `seed.jsonl` or a failure in `failures.jsonl`, unless the budget cap
+stopped it first (then it stays *pending*: nothing is recorded, and a rerun with a larger budget
+picks it up). `out_dir` holds:
+
+    seed.jsonl      Sample records (origin "teacher"), appended as replies arrive
+    failures.jsonl  {"snippet_id", "reason", "stage", "detail", "transient", ...}, appended
+    cache/          one JSON file per reply, keyed by sha256 of (snippet sha256, language,
+                    PROMPT_VERSION, model): the raw reply, so a rerun makes no repeated call
+    usage.json      cumulative tokens, cost and request counts (the budget applies to the total)
+
+Requests: bounded concurrency (a thread pool), retries with exponential backoff and jitter on
+429, 408, 5xx, timeouts, dropped connections and truncated bodies; a 429 pauses every worker
+(honouring `Retry-After` up to `backoff_max_s`). Every attempt waits at most `timeout_s` for
+any byte and `deadline_s` (+ one `timeout_s`) in all, so a slow body cannot hang a worker.
+401/403/404 abort the run (a bad key, URL or model is not the snippet's fault); other 4xx are
+recorded as final failures. Transient failures that outlast `max_retries` are recorded with
+`"transient": true`; `retry_failed=True` (`scoder seed --retry-failed`) sends them again.
+
+Budget: before each attempt the worst case (estimated prompt tokens + `max_tokens`) is reserved;
+if spent + reserved would pass `budget_usd` or `max_tokens_total`, no further request is sent.
+Replies settle at their reported `usage` (estimated from text length when absent); attempts
+whose cost is unknown (timeouts, truncated bodies) are charged their whole reservation, so the
+cap holds even when the server bills work the client never saw.
+
+The API key is read from the environment variable `cfg.api_key_env` at each attempt. It is
+sent only in the Authorization header; it is never logged, never written to `out_dir`, and
+scrubbed from any server text that is stored or raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import http.client
+import ipaddress
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from scoder_jax.errors import ConfigError, DataError, ScoderError
+from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
+from scoder_jax.records import content_id
+from scoder_jax.synth.prompts import (PROMPT_VERSION, build_messages, extract_code, language, parse_response,
+                                      split_embedded_tests)
+
+log = logging.getLogger(__name__)
+
+# Failure reasons of the HTTP stage (the parse stage uses prompts.REASONS).
+HTTP_REASONS: tuple[str, ...] = (
+    "rate_limited",  # 429 after every retry
+    "server_error",  # 5xx / 408 after every retry
+    "timeout",  # no byte within timeout_s, or the body outlasted deadline_s, after every retry
+    "connection",  # refused / reset after every retry
+    "bad_response",  # a 200 whose body is not a chat completion (truncated or malformed JSON)
+    "http_error",  # another 4xx (e.g. 400: the prompt is too long); not retried
+)
+_TRANSIENT = frozenset({"rate_limited", "server_error", "timeout", "connection", "bad_response"})
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    url: str  # base URL (".../v1") or the full ".../chat/completions" endpoint
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"  # None or "": send no Authorization header
+    concurrency: int = 8
+    max_retries: int = 6  # retries after the first attempt
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    timeout_s: float = 120.0  # connect timeout and the longest silence while reading
+    deadline_s: float = 600.0  # the longest one attempt may spend reading its body
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    price_per_1k_prompt: float = 0.0  # USD
+    price_per_1k_completion: float = 0.0  # USD
+    budget_usd: float | None = None  # cap on the cumulative cost in out_dir; None: no cap
+    max_tokens_total: int | None = None  # cap on cumulative prompt+completion tokens; None: no cap
+    max_body_bytes: int = 16 << 20
+
+    def __post_init__(self):
+        scheme = urllib.parse.urlsplit(self.url).scheme
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"--teacher-url: expected an http(s) URL, got {redact_url(self.url)!r}")
+        if not self.model:
+            raise ConfigError("--teacher-model: must not be empty")
+        for name in ("concurrency", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"teacher {name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("max_retries", "backoff_base_s", "backoff_max_s", "price_per_1k_prompt",
+                     "price_per_1k_completion"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"teacher {name}: must not be negative, got {getattr(self, name)}")
+        for name in ("timeout_s", "deadline_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"teacher {name}: must be positive, got {getattr(self, name)}")
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise ConfigError(f"--budget-usd: must not be negative, got {self.budget_usd}")
+        if self.max_tokens_total is not None and self.max_tokens_total < 0:
+            raise ConfigError(f"--max-tokens-total: must not be negative, got {self.max_tokens_total}")
+
+    @property
+    def endpoint(self) -> str:
+        return chat_completions_url(self.url)
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        return (prompt_tokens * self.price_per_1k_prompt + completion_tokens * self.price_per_1k_completion) / 1000.0
+
+
+def chat_completions_url(url: str) -> str:
+    """".../v1" -> ".../v1/chat/completions"; a bare host gets "/v1/chat/completions"."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path = (path or "/v1") + "/chat/completions"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query (both can carry keys), for messages."""
+    try:
+        p = urllib.parse.urlsplit(url)
+        host = p.hostname or ""
+        if p.port:
+            host = f"{host}:{p.port}"
+        return urllib.parse.urlunsplit((p.scheme, host, p.path, "", ""))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+def snippet_sha256(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def cache_key(content: str, lang: str, model: str, prompt_version: str = PROMPT_VERSION) -> str:
+    """The cache key of one request: what determines the prompt, and the model that answers it."""
+    parts = [snippet_sha256(content), language(lang).tag, prompt_version, model]
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Secrets
+
+
+class _Secret:
+    """Reads the API key from the environment at each use; scrubs it from text."""
+
+    def __init__(self, env: str | None):
+        self.env = env or None
+
+    def get(self) -> str:
+        if self.env is None:
+            return ""
+        key = os.environ.get(self.env, "").strip()
+        if not key:
+            raise ScoderError(f"environment variable {self.env} is not set or empty: export the API key "
+                              "there, or name another variable with --api-key-env")
+        return key
+
+    def scrub(self, text: str) -> str:
+        if self.env is None or not text:
+            return text
+        key = os.environ.get(self.env, "").strip()
+        if len(key) >= 4 and key in text:
+            text = text.replace(key, "[redacted]")
+        return text
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache
+
+
+class ReplyCache:
+    """One JSON file per reply under `root/ab/<key>.json`, written atomically."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        p = self.path(key)
+        try:
+            entry = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("ignoring unreadable cache entry %s (%s)", p, type(e).__name__)
+            return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("content"), str):
+            log.warning("ignoring malformed cache entry %s", p)
+            return None
+        return entry
+
+    def put(self, key: str, entry: dict) -> None:
+        write_json_atomic(self.path(key), entry)
+
+
+# ----------------------------------------------------------------------------------------------
+# Usage and budget
+
+
+@dataclasses.dataclass
+class _Reservation:
+    tokens: int
+    usd: float
+
+
+class _Ledger:
+    """Cumulative usage with reservations; thread-safe."""
+
+    FIELDS = ("prompt_tokens", "completion_tokens", "cost_usd", "estimated_cost_usd", "requests",
+              "http_retries", "replies", "cache_hits")
+
+    def __init__(self, cfg: TeacherConfig, totals: dict | None = None):
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self.totals: dict[str, float] = {k: 0 for k in self.FIELDS}
+        for k in self.FIELDS:
+            v = (totals or {}).get(k)
+            if isinstance(v, (int, float)):
+                self.totals[k] = v
+        self.run: dict[str, float] = {k: 0 for k in self.FIELDS}
+        self.reserved_tokens = 0
+        self.reserved_usd = 0.0
+
+    @classmethod
+    def load(cls, path: Path, cfg: TeacherConfig) -> "_Ledger":
+        if not path.exists():
+            return cls(cfg)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: unreadable usage file ({type(e).__name__}); it holds the spend "
+                            "the budget counts against: fix or delete it") from None
+        return cls(cfg, data.get("totals") if isinstance(data, dict) else None)
+
+    def spent_tokens(self) -> float:
+        return self.totals["prompt_tokens"] + self.totals["completion_tokens"]
+
+    def reserve(self, prompt_tokens: int) -> _Reservation | None:
+        r = _Reservation(tokens=prompt_tokens + self.cfg.max_tokens,
+                         usd=self.cfg.cost(prompt_tokens, self.cfg.max_tokens))
+        with self._lock:
+            if self.cfg.budget_usd is not None and \
+                    self.totals["cost_usd"] + self.reserved_usd + r.usd > self.cfg.budget_usd + 1e-12:
+                return None
+            if self.cfg.max_tokens_total is not None and \
+                    self.spent_tokens() + self.reserved_tokens + r.tokens > self.cfg.max_tokens_total:
+                return None
+            self.reserved_tokens += r.tokens
+            self.reserved_usd += r.usd
+            self._add("requests", 1)
+            return r
+
+    def settle(self, r: _Reservation, prompt_tokens: int | None, completion_tokens: int | None,
+               *, estimated: bool = False) -> None:
+        """Releases `r` and charges the given tokens (None: charge nothing)."""
+        with self._lock:
+            self.reserved_tokens -= r.tokens
+            self.reserved_usd -= r.usd
+            if prompt_tokens is None:
+                return
+            cost = self.cfg.cost(prompt_tokens, completion_tokens or 0)
+            self._add("prompt_tokens", prompt_tokens)
+            self._add("completion_tokens", completion_tokens or 0)
+            self._add("cost_usd", cost)
+            if estimated:
+                self._add("estimated_cost_usd", cost)
+
+    def count(self, field: str, n: int = 1) -> None:
+        with self._lock:
+            self._add(field, n)
+
+    def _add(self, field: str, n: float) -> None:
+        self.totals[field] += n
+        self.run[field] += n
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "totals": {k: _round(v) for k, v in self.totals.items()},
+                "last_run": {k: _round(v) for k, v in self.run.items()},
+                "budget_usd": self.cfg.budget_usd,
+                "max_tokens_total": self.cfg.max_tokens_total,
+                "price_per_1k_prompt": self.cfg.price_per_1k_prompt,
+                "price_per_1k_completion": self.cfg.price_per_1k_completion,
+                "model": self.cfg.model,
+                "prompt_version": PROMPT_VERSION,
+            }
+
+
+def _round(v: float) -> float:
+    return round(v, 8) if isinstance(v, float) else v
+
+
+def estimate_tokens(text: str) -> int:
+    """A deliberately high token estimate (3 characters a token) for reservations."""
+    return math.ceil(len(text) / 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# HTTP client
+
+
+class _Stop(Exception):
+    """The budget is spent or the run is stopping: send nothing more."""
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class _Attempt:
+    kind: str  # "ok" | one of HTTP_REASONS | "auth" | "not_found"
+    status: int = 0
+    detail: str = ""
+    retry_after: float | None = None
+    reply: dict | None = None  # the parsed chat completion for "ok"
+    charge_reservation: bool = False  # cost unknown: charge the worst case
+
+
+@dataclasses.dataclass
+class Reply:
+    ok: bool
+    content: str = ""
+    finish_reason: str | None = None
+    usage: dict | None = None
+    raw: dict | None = None
+    attempts: int = 0
+    reason: str = ""
+    detail: str = ""
+    status: int = 0
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(headers) -> float | None:
+    if headers is None:
+        return None
+    v = headers.get("Retry-After")
+    if not v:
+        return None
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(v).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class ChatClient:
+    """Sends chat-completion requests with retries, backoff, a shared 429 pause and the budget."""
+
+    def __init__(self, cfg: TeacherConfig, ledger: _Ledger, secret: _Secret, stop: threading.Event,
+                 *, rng: random.Random | None = None):
+        self.cfg = cfg
+        self.url = cfg.endpoint
+        self.ledger = ledger
+        self.secret = secret
+        self.stop = stop
+        self.rng = rng or random.Random()
+        self._pause_lock = threading.Lock()
+        self._pause_until = 0.0
+        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(self.url) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    # -- one request, all attempts --
+
+    def complete(self, messages: list[dict]) -> Reply:
+        cfg = self.cfg
+        payload = {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
+                   "max_tokens": cfg.max_tokens, "stream": False}
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        est_prompt = estimate_tokens("".join(m["content"] for m in messages)) + 8 * len(messages)
+        last: _Attempt | None = None
+        for attempt in range(cfg.max_retries + 1):
+            self._wait_pause()
+            if self.stop.is_set():
+                raise _Stop
+            res = self.ledger.reserve(est_prompt)
+            if res is None:
+                self.stop.set()
+                raise _Stop
+            if attempt:
+                self.ledger.count("http_retries")
+            try:
+                last = self._attempt(body)
+            except BaseException:
+                self.ledger.settle(res, None, None)
+                raise
+            if last.kind == "ok":
+                reply = self._reply(last, est_prompt, res)
+                reply.attempts = attempt + 1
+                return reply
+            if last.charge_reservation:
+                self.ledger.settle(res, est_prompt, cfg.max_tokens, estimated=True)
+            else:
+                self.ledger.settle(res, None, None)
+            if last.kind == "auth":
+                raise ScoderError(f"{redact_url(self.url)}: the teacher refused the API key (HTTP {last.status}); "
+                                  f"check ${self.secret.env}" if self.secret.env else
+                                  f"{redact_url(self.url)}: the teacher requires an API key (HTTP {last.status}): "
+                                  "pass --api-key-env")
+            if last.kind == "not_found":
+                raise ScoderError(f"{redact_url(self.url)}: HTTP 404 ({last.detail}); check --teacher-url "
+                                  f"(base URL ending in /v1) and --teacher-model {cfg.model!r}")
+            if last.kind not in _TRANSIENT:
+                return Reply(ok=False, attempts=attempt + 1, reason=last.kind, detail=last.detail, status=last.status)
+            if attempt < cfg.max_retries:
+                delay = self._backoff(attempt, last)
+                log.debug("teacher attempt %d: %s (%s); retrying in %.2fs", attempt + 1, last.kind, last.status, delay)
+                if last.kind == "rate_limited":
+                    self._pause(delay)
+                elif self.stop.wait(delay):
+                    raise _Stop
+        assert last is not None
+        return Reply(ok=False, attempts=cfg.max_retries + 1, reason=last.kind, detail=last.detail, status=last.status)
+
+    def _reply(self, a: _Attempt, est_prompt: int, res: _Reservation) -> Reply:
+        raw = a.reply or {}
+        choice = raw["choices"][0]
+        content = choice["message"]["content"]
+        usage = raw.get("usage") if isinstance(raw.get("usage"), dict) else None
+        pt = usage.get("prompt_tokens") if usage else None
+        ct = usage.get("completion_tokens") if usage else None
+        if isinstance(pt, int) and isinstance(ct, int) and pt >= 0 and ct >= 0:
+            self.ledger.settle(res, pt, ct)
+            usage = {"prompt_tokens": pt, "completion_tokens": ct, "estimated": False}
+        else:
+            ct = estimate_tokens(content)
+            self.ledger.settle(res, est_prompt, ct, estimated=True)
+            usage = {"prompt_tokens": est_prompt, "completion_tokens": ct, "estimated": True}
+        self.ledger.count("replies")
+        return Reply(ok=True, content=content, finish_reason=choice.get("finish_reason"), usage=usage, raw=raw)
+
+    def _backoff(self, attempt: int, a: _Attempt) -> float:
+        cfg = self.cfg
+        base = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** attempt))
+        delay = base / 2 + self.rng.uniform(0, base / 2)  # "equal jitter"
+        if a.retry_after is not None:
+            delay = max(delay, min(a.retry_after, cfg.backoff_max_s))
+        return delay
+
+    def _pause(self, delay: float) -> None:
+        with self._pause_lock:
+            self._pause_until = max(self._pause_until, time.monotonic() + delay)
+
+    def _wait_pause(self) -> None:
+        while True:
+            with self._pause_lock:
+                left = self._pause_until - time.monotonic()
+            if left <= 0 or self.stop.wait(left):
+                return
+
+    # -- one attempt --
+
+    def _attempt(self, body: bytes) -> _Attempt:
+        cfg = self.cfg
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "scoder-jax-teacher"}
+        key = self.secret.get()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        deadline = time.monotonic() + cfg.deadline_s
+        try:
+            resp = self._opener.open(req, timeout=cfg.timeout_s)
+        except urllib.error.HTTPError as e:
+            with contextlib.closing(e):
+                try:
+                    data = self._read(e, deadline)
+                except Exception:  # the status is what matters; the body is only a detail
+                    data = b""
+                return self._classify(e.code, e.headers, data)
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, TimeoutError):
+                return _Attempt("timeout", detail="no response within timeout_s", charge_reservation=True)
+            return _Attempt("connection", detail=self.secret.scrub(f"{type(e.reason).__name__}: {e.reason}")[:200])
+        except TimeoutError:
+            return _Attempt("timeout", detail="no response within timeout_s", charge_reservation=True)
+        except (http.client.HTTPException, OSError) as e:
+            return _Attempt("connection", detail=type(e).__name__)
+        with contextlib.closing(resp):
+            try:
+                data = self._read(resp, deadline)
+            except _DeadlineExceeded:
+                return _Attempt("timeout", status=resp.status, detail="the body outlasted deadline_s",
+                                charge_reservation=True)
+            except TimeoutError:
+                return _Attempt("timeout", status=resp.status, detail="the body stalled for timeout_s",
+                                charge_reservation=True)
+            except _BodyTooLarge:
+                return _Attempt("bad_response", status=resp.status, detail="body larger than max_body_bytes",
+                                charge_reservation=True)
+            except http.client.IncompleteRead:
+                return _Attempt("bad_response", status=resp.status, detail="truncated body", charge_reservation=True)
+            except (http.client.HTTPException, OSError) as e:
+                return _Attempt("connection", status=resp.status, detail=f"{type(e).__name__} while reading the body",
+                                charge_reservation=True)
+            return self._classify(resp.status, resp.headers, data)
+
+    def _read(self, resp, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise _DeadlineExceeded
+            chunk = resp.read1(65536)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > self.cfg.max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+
+    def _classify(self, status: int, headers, data: bytes) -> _Attempt:
+        text = self.secret.scrub(data[:300].decode("utf-8", "replace")).replace("\n", " ")
+        if status == 429:
+            return _Attempt("rate_limited", status, "HTTP 429", retry_after=_retry_after(headers))
+        if status >= 500 or status == 408:
+            return _Attempt("server_error", status, f"HTTP {status}: {text[:200]}", retry_after=_retry_after(headers))
+        if status in (401, 403):
+            return _Attempt("auth", status)
+        if status == 404:
+            return _Attempt("not_found", status, text[:200])
+        if status >= 300:
+            return _Attempt("http_error", status, f"HTTP {status}: {text[:200]}")
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            return _Attempt("bad_response", status, f"the body is not JSON ({type(e).__name__}, {len(data)} bytes)",
+                            charge_reservation=True)
+        problem = _chat_completion_problem(obj)
+        if problem:
+            # Valid JSON in the wrong shape is not a network glitch, but a proxy may still
+            # produce it once; it is retried like a truncated body.
+            return _Attempt("bad_response", status, self.secret.scrub(problem)[:200], charge_reservation=True)
+        return _Attempt("ok", status, reply=obj)
+
+
+def _chat_completion_problem(obj: Any) -> str:
+    """"" if `obj` is a usable chat completion, else what is wrong with it."""
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    if "error" in obj and "choices" not in obj:
+        err = obj["error"]
+        msg = err.get("message") if isinstance(err, dict) else err
+        return f"error reply: {str(msg)[:150]}"
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "no choices"
+    msg = choices[0].get("message")
+    if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+        return "choices[0].message.content is missing"
+    return ""
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snippet:
+    id: str
+    lang: str
+    content: str
+    source: str
+
+
+def _snippet(rec: dict, where: str) -> _Snippet:
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a snippet object, got {type(rec).__name__}")
+    content = rec.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise DataError(f"{where}: field 'content' must be a non-empty string (the snippet's code)")
+    sid = rec.get("id") or content_id(content)
+    lang = rec.get("lang") or "python"
+    if not isinstance(sid, str) or not isinstance(lang, str):
+        raise DataError(f"{where}: fields 'id' and 'lang' must be strings")
+    return _Snippet(id=sid, lang=lang, content=content, source=str(rec.get("source", "")))
+
+
+@dataclasses.dataclass
+class _Outcome:
+    snippet: _Snippet
+    kind: str  # "sample" | "failure" | "pending"
+    record: dict | None = None
+    from_cache: bool = False
+
+
+def sample_id(snippet_id: str, model: str) -> str:
+    return content_id(f"{snippet_id}\0{model}\0{PROMPT_VERSION}", prefix="seed")
+
+
+class _Run:
+    def __init__(self, out_dir: Path, cfg: TeacherConfig):
+        self.out_dir = out_dir
+        self.cfg = cfg
+        self.secret = _Secret(cfg.api_key_env)
+        self.cache = ReplyCache(out_dir / "cache")
+        self.ledger = _Ledger.load(out_dir / "usage.json", cfg)
+        self.stop = threading.Event()
+        self.client = ChatClient(cfg, self.ledger, self.secret, self.stop)
+
+    def process(self, snip: _Snippet) -> _Outcome:
+        key = cache_key(snip.content, snip.lang, self.cfg.model)
+        entry = self.cache.get(key)
+        from_cache = entry is not None
+        if entry is None:
+            try:
+                reply = self.client.complete(build_messages(snip.content, snip.lang))
+            except _Stop:
+                return _Outcome(snip, "pending")
+            if not reply.ok:
+                return _Outcome(snip, "failure", self._failure(snip, reply.reason, "http", reply.detail,
+                                                               transient=reply.reason in _TRANSIENT,
+                                                               attempts=reply.attempts, status=reply.status))
+            entry = {
+                "key": key,
+                "model": self.cfg.model,
+                "prompt_version": PROMPT_VERSION,
+                "snippet_sha256": snippet_sha256(snip.content),
+                "lang": snip.lang,
+                "content": self.secret.scrub(reply.content),
+                "finish_reason": reply.finish_reason,
+                "usage": reply.usage,
+                "attempts": reply.attempts,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "response": json.loads(self.secret.scrub(json.dumps(reply.raw, ensure_ascii=False))),
+            }
+            self.cache.put(key, entry)
+        else:
+            self.ledger.count("cache_hits")
+        return self._from_entry(snip, key, entry, from_cache)
+
+    def _from_entry(self, snip: _Snippet, key: str, entry: dict, from_cache: bool) -> _Outcome:
+        if entry.get("finish_reason") == "length":
+            return _Outcome(snip, "failure", self._failure(snip, "truncated", "parse",
+                                                           f"the reply hit max_tokens ({self.cfg.max_tokens})"),
+                            from_cache)
+        pr = parse_response(entry["content"], snip.lang)
+        if not pr.ok:
+            return _Outcome(snip, "failure", self._failure(snip, pr.reason, "parse", pr.detail), from_cache)
+        scrub = self.secret.scrub
+        rec = {
+            "id": sample_id(snip.id, self.cfg.model),
+            "snippet_id": snip.id,
+            "snippet": snip.content,
+            "lang": snip.lang,
+            "problem": scrub(pr.problem),
+            "solution": scrub(pr.solution),
+            "tests": scrub(pr.tests),
+            "origin": "teacher",
+            "meta": {"teacher_model": self.cfg.model, "prompt_version": PROMPT_VERSION, "cache_key": key,
+                     "usage": entry.get("usage"), "source": snip.source},
+        }
+        return _Outcome(snip, "sample", rec, from_cache)
+
+    def _failure(self, snip: _Snippet, reason: str, stage: str, detail: str, *, transient: bool = False,
+                 attempts: int = 0, status: int = 0) -> dict:
+        return {"snippet_id": snip.id, "reason": reason, "stage": stage, "detail": self.secret.scrub(detail),
+                "transient": transient, "attempts": attempts, "status": status, "model": self.cfg.model,
+                "prompt_version": PROMPT_VERSION}
+
+
+def _done_ids(seed_path: Path, fail_path: Path) -> set[str]:
+    done: set[str] = set()
+    for p in (seed_path, fail_path):
+        if p.exists():
+            for rec in iter_jsonl(p):
+                sid = rec.get("snippet_id")
+                if isinstance(sid, str):
+                    done.add(sid)
+    return done
+
+
+def _drop_transient_failures(fail_path: Path) -> int:
+    if not fail_path.exists():
+        return 0
+    JsonlAppender(fail_path).close()  # cut a torn tail
+    keep, dropped = [], 0
+    for rec in iter_jsonl(fail_path):
+        if rec.get("transient"):
+            dropped += 1
+        else:
+            keep.append(rec)
+    if dropped:
+        write_jsonl_atomic(fail_path, keep)
+    return dropped
+
+
+def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, retry_failed: bool = False,
+                progress: bool = False) -> dict:
+    """Makes (or resumes) the seed set in `out_dir` from `snippets` (Snippet records); returns counts.
+
+    Summary keys: snippets (unique ids seen), already_done, duplicates, samples, failures,
+    pending (left by the budget cap), cache_hits, requests, http_retries, reasons (failure
+    reason -> count, this run), budget_stopped, and the cumulative prompt_tokens,
+    completion_tokens, cost_usd.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(out_dir, cfg)
+    run.secret.get()  # fail before any work if the key is missing
+    seed_path, fail_path, usage_path = out_dir / "seed.jsonl", out_dir / "failures.jsonl", out_dir / "usage.json"
+    retried = _drop_transient_failures(fail_path) if retry_failed else 0
+
+    counts: Counter = Counter()
+    reasons: Counter = Counter()
+    total = len(snippets) if hasattr(snippets, "__len__") else None  # type: ignore[arg-type]
+
+    with JsonlAppender(seed_path) as seeds, JsonlAppender(fail_path) as fails:
+        done = _done_ids(seed_path, fail_path)
+
+        def todo() -> Iterator[_Snippet]:
+            seen: set[str] = set()
+            for i, rec in enumerate(snippets):
+                snip = _snippet(rec, rec.get("_where", f"snippet #{i + 1}") if isinstance(rec, dict) else f"snippet #{i + 1}")
+                if snip.id in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(snip.id)
+                counts["snippets"] += 1
+                if snip.id in done:
+                    counts["already_done"] += 1
+                    continue
+                yield snip
+
+        bar = _progress(total, progress)
+        pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="teacher")
+        inflight: set[Future] = set()
+        it = todo()
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and not run.stop.is_set() and len(inflight) < 2 * cfg.concurrency:
+                    snip = next(it, None)
+                    if snip is None:
+                        exhausted = True
+                        break
+                    inflight.add(pool.submit(run.process, snip))
+                if not inflight:
+                    break
+                finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    o = fut.result()
+                    if o.from_cache:
+                        counts["cache_hits"] += 1
+                    if o.kind == "sample":
+                        seeds.write(o.record)
+                        counts["samples"] += 1
+                    elif o.kind == "failure":
+                        fails.write(o.record)
+                        counts["failures"] += 1
+                        reasons[o.record["reason"]] += 1
+                    else:
+                        counts["pending"] += 1
+                    if o.kind != "pending":
+                        write_json_atomic(usage_path, run.ledger.snapshot())
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(ok=counts["samples"], failed=counts["failures"],
+                                        usd=f"{run.ledger.totals['cost_usd']:.4f}", refresh=False)
+            if run.stop.is_set():
+                for _ in it:  # the budget stopped the run: count what is left
+                    counts["pending"] += 1
+        except BaseException:
+            # Replies already received are in the cache, so a rerun does not pay for them again.
+            run.stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        else:
+            pool.shutdown(wait=True)
+        finally:
+            write_json_atomic(usage_path, run.ledger.snapshot())
+            if bar is not None:
+                bar.close()
+
+    snap = run.ledger.snapshot()
+    summary = {k: counts[k] for k in ("snippets", "already_done", "duplicates", "samples", "failures", "pending",
+                                      "cache_hits")}
+    summary.update({
+        "retried_failures": retried,
+        "requests": int(run.ledger.run["requests"]),
+        "http_retries": int(run.ledger.run["http_retries"]),
+        "reasons": dict(sorted(reasons.items())),
+        "budget_stopped": run.stop.is_set() and counts["pending"] > 0,
+        "prompt_tokens": snap["totals"]["prompt_tokens"],
+        "completion_tokens": snap["totals"]["completion_tokens"],
+        "cost_usd": snap["totals"]["cost_usd"],
+        "run_cost_usd": snap["last_run"]["cost_usd"],
+    })
+    return summary
+
+
+def _progress(total: int | None, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="snippet", desc="teacher", dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Importing an existing seed set
+
+
+def _import_record(rec: Any, where: str) -> tuple[dict | None, str]:
+    """One imported line -> (Sample record, "") or (None, reason)."""
+    if not isinstance(rec, dict):
+        return None, f"expected a JSON object, got {type(rec).__name__}"
+    problem, solution = rec.get("problem"), rec.get("solution")
+    if not isinstance(problem, str) or not problem.strip():
+        return None, "missing or empty field 'problem'"
+    if not isinstance(solution, str) or not solution.strip():
+        return None, "missing or empty field 'solution'"
+    lang = rec.get("lang") if isinstance(rec.get("lang"), str) and rec.get("lang") else "python"
+    own = "snippet_id" in rec or "tests" in rec
+    if own:
+        # The project's own Sample format: trusted as written, re-labelled "import".
+        tests = rec.get("tests", "")
+        if not isinstance(tests, str):
+            return None, "field 'tests' must be a string"
+        snippet = rec.get("snippet", "") if isinstance(rec.get("snippet"), str) else ""
+        meta = dict(rec.get("meta") or {}) if isinstance(rec.get("meta"), dict) else {}
+        if rec.get("origin") and rec.get("origin") != "import":
+            meta.setdefault("original_origin", rec["origin"])
+        snippet_id = rec.get("snippet_id") or content_id(snippet or problem)
+        code, tests_out = solution.strip("\n"), tests
+        fmt = "scoder"
+    else:
+        # Magicoder OSS-Instruct: `solution` is markdown (a code block and an explanation); `seed`
+        # is the snippet. Tests are not part of the format; asserts embedded in the code are kept.
+        snippet = rec.get("seed", "") if isinstance(rec.get("seed"), str) else ""
+        code, why = extract_code(solution, lang)
+        if why:
+            return None, f"field 'solution' has no usable {language(lang).name} code ({why.replace('_', ' ')})"
+        code, tests_out = split_embedded_tests(code, lang)
+        meta = {k: rec[k] for k in ("index", "raw_index", "model") if k in rec}
+        snippet_id = content_id(snippet) if snippet.strip() else content_id(problem)
+        fmt = "magicoder"
+    meta["import_format"] = fmt
+    sid = rec.get("id") if own and isinstance(rec.get("id"), str) and rec.get("id") else \
+        content_id(f"{problem.strip()}\0{code}", prefix="seed")
+    return {
+        "id": sid,
+        "snippet_id": snippet_id,
+        "snippet": snippet,
+        "lang": lang,
+        "problem": problem.strip(),
+        "solution": code,
+        "tests": tests_out,
+        "origin": "import",
+        "meta": meta,
+    }, ""
+
+
+def import_seed(path: Path, out_dir: Path, *, strict: bool = False, progress: bool = False) -> dict:
+    """Imports a seed set (Magicoder OSS-Instruct JSONL, or this project's Sample JSONL) into
+    `out_dir/seed.jsonl`, merged by id with what is already there.
+
+    Lines that cannot be used are skipped and recorded in `out_dir/import_errors.jsonl` with
+    their file:line (or, with `strict`, the first one raises DataError).
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (--import expects a JSONL file)")
+    seed_path = out_dir / "seed.jsonl"
+    existing: list[dict] = []
+    if seed_path.exists():
+        JsonlAppender(seed_path).close()
+        existing = list(iter_jsonl(seed_path))
+    ids = {r.get("id") for r in existing}
+    new: list[dict] = []
+    errors: list[dict] = []
+    counts: Counter = Counter()
+    formats: Counter = Counter()
+    opener = _open_lines(path)
+    with opener as lines:
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                rec, why = None, f"malformed JSON ({e.msg} at column {e.colno})"
+            else:
+                rec, why = _import_record(rec, where)
+            if rec is None:
+                if strict:
+                    raise DataError(f"{where}: {why}")
+                errors.append({"file": str(path), "line": lineno, "reason": why})
+                counts["skipped"] += 1
+                continue
+            counts["read"] += 1
+            formats[rec["meta"]["import_format"]] += 1
+            if rec["id"] in ids:
+                counts["duplicates"] += 1
+                continue
+            ids.add(rec["id"])
+            new.append(rec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl_atomic(seed_path, [*existing, *new])
+    if errors:
+        write_jsonl_atomic(out_dir / "import_errors.jsonl", errors)
+    return {
+        "read": counts["read"],
+        "imported": len(new),
+        "duplicates": counts["duplicates"],
+        "skipped": counts["skipped"],
+        "formats": dict(formats),
+        "with_tests": sum(1 for r in new if r["tests"].strip()),
+        "total": len(existing) + len(new),
+        "first_errors": [f"{e['file']}:{e['line']}: {e['reason']}" for e in errors[:5]],
+    }
+
+
+@contextlib.contextmanager
+def _open_lines(path: Path):
+    from scoder_jax.io import _open_text  # noqa: PLC0415 (gz/zst support shared with iter_jsonl)
+
+    try:
+        with _open_text(path) as f:
+            yield f
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None

@@ -267,6 +267,8 @@ class Tokenizer:
         self.add_bos = bool(add_bos and self.bos_id is not None)
         self.model_chat_template = chat_template  # the model's own, or None
         self.chat_template = chat_template or BUILTIN_TEMPLATES[family]
+        self._extra_stop_ids = tuple(int(i) for i in extra_stop_ids)
+        self._from_gguf_file = False
         family_stops = [self._tok.token_to_id(t) for t in FAMILY_STOP_TOKENS[family]]
         self.stop_ids: tuple[int, ...] = _unique([self.eos_id, *family_stops, *extra_stop_ids])
         self.vocab_size: int = self._tok.get_vocab_size(with_added_tokens=True)
@@ -275,6 +277,31 @@ class Tokenizer:
             for i, t in self._tok.get_added_tokens_decoder().items()
             if t.special
         ) | frozenset(_unique([self.bos_id, self.eos_id, pad_id, *self.stop_ids]))
+
+    def with_family(self, family: str) -> "Tokenizer":
+        """The same vocabulary with another family's stop tokens (and built-in template, if the model
+        brings none)."""
+        from tokenizers import Tokenizer as HFTokenizer
+
+        if family not in FAMILIES:
+            raise ScoderError(f"{self.source}: unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
+        backend = HFTokenizer.from_str(self._tok.to_str())
+        if self._from_gguf_file:
+            _mark_special(backend, [t for t in FAMILY_STOP_TOKENS[family] if backend.token_to_id(t) is not None])
+        out = type(self)(
+            backend,
+            family=family,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            pad_token=self.pad_token,
+            unk_token=self.unk_token,
+            add_bos=self.add_bos,
+            chat_template=self.model_chat_template,
+            extra_stop_ids=self._extra_stop_ids,
+            source=self.source,
+        )
+        out._from_gguf_file = self._from_gguf_file
+        return out
 
     def _required_id(self, token: str | None, name: str) -> int | None:
         if token is None:
@@ -387,7 +414,7 @@ class Tokenizer:
         add_bos = meta.get("tokenizer.ggml.add_bos_token")
         if add_bos is None:
             add_bos = model == "llama"  # llama.cpp's default for SentencePiece vocabularies
-        return cls(
+        out = cls(
             backend,
             family=fam,
             bos_token=tok("tokenizer.ggml.bos_token_id"),
@@ -398,6 +425,8 @@ class Tokenizer:
             chat_template=template,
             source=str(path),
         )
+        out._from_gguf_file = True
+        return out
 
     # -- basic ops ---------------------------------------------------------------------------
 
@@ -593,10 +622,10 @@ def _detect_family(template: str | None, backend) -> str:
         return "plain"
     if backend.token_to_id("<|EOT|>") is not None:
         return "deepseek-coder-instruct"
-    if backend.token_to_id("<|im_start|>") is not None:
-        return "chatml"
     if backend.token_to_id("<|start_header_id|>") is not None:
         return "llama3"
+    if backend.token_to_id("<|im_start|>") is not None:
+        return "chatml"
     if backend.token_to_id("<｜begin▁of▁sentence｜>") is not None:
         return "deepseek-coder"
     return "plain"

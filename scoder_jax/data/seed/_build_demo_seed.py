@@ -880,3 +880,910 @@ example(
         raise AssertionError("length check")
     ''',
 )
+
+example(
+    "html.unescape", "if '&' not in s:", 3,
+    problem='''
+    Write `html_to_text(markup: str) -> str` that extracts the visible text from a small HTML
+    fragment: remove every tag (`<...>`; a `>` inside a quoted attribute value need not be
+    handled), drop the contents of `<script>` and `<style>` elements entirely
+    (case-insensitive), decode the entities `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;` and numeric
+    references such as `&#65;` and `&#x41;`, and finally collapse runs of whitespace to one space
+    and strip the ends. Unknown entities are left as they are. Do not use `html.parser`.
+    ''',
+    solution='''
+    import re
+
+    _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "#39": "'"}
+
+
+    def _entity(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        if name in _NAMED:
+            return _NAMED[name]
+        if name[:2].lower() == "#x":
+            return chr(int(name[2:], 16))
+        if name[:1] == "#" and name[1:].isdigit():
+            return chr(int(name[1:]))
+        return match.group(0)
+
+
+    def html_to_text(markup: str) -> str:
+        """Visible text of an HTML fragment: no tags, no script/style, entities decoded."""
+        text = re.sub(r"(?is)<(script|style)\\b.*?</\\1\\s*>", " ", markup)
+        text = re.sub(r"<[^>]*>", " ", text)
+        text = re.sub(r"&(#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+|#39);", _entity, text)
+        return " ".join(text.split())
+    ''',
+    tests='''
+    assert html_to_text("<p>Hello <b>world</b></p>") == "Hello world"
+    assert html_to_text("a &amp; b &lt;tag&gt;") == "a & b <tag>"
+    assert html_to_text("&#65;&#x42;&#X43;") == "ABC"
+    assert html_to_text("<SCRIPT>var x = '<b>';</script>kept") == "kept"
+    assert html_to_text("<style type='text/css'>p {}</style><div>  x \\n y </div>") == "x y"
+    assert html_to_text("&copy; &bogus;") == "&copy; &bogus;"
+    assert html_to_text("") == ""
+    assert html_to_text("say &quot;hi&quot; &#39;you&#39;") == 'say "hi" \\'you\\''
+    ''',
+)
+
+example(
+    "urllib.parse.parse_qsl", "r = []", 12,
+    problem='''
+    Implement `parse_query(query: str) -> dict[str, list[str]]` for URL query strings such as
+    `"a=1&b=x+y&a=2"`. Pairs are separated by `&`; each pair is split at its first `=`; a pair
+    without `=` has the empty string as value; empty pairs (from `&&` or a trailing `&`) are
+    skipped. In names and values, `+` means a space and `%XX` is a percent-encoded UTF-8 byte
+    (decode the bytes of a whole name or value together, so multi-byte characters work). A
+    leading `?` is ignored. Values of repeated names are collected in order. Malformed escapes
+    (`%` not followed by two hex digits) are kept literally. Do not use `urllib`.
+    ''',
+    solution='''
+    _HEX = "0123456789abcdefABCDEF"
+
+
+    def _unquote_plus(text: str) -> str:
+        raw = bytearray()
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "+":
+                raw += b" "
+            elif ch == "%" and len(text[i + 1 : i + 3]) == 2 and all(c in _HEX for c in text[i + 1 : i + 3]):
+                raw.append(int(text[i + 1 : i + 3], 16))
+                i += 2
+            else:
+                raw += ch.encode("utf-8")
+            i += 1
+        return raw.decode("utf-8", errors="replace")
+
+
+    def parse_query(query: str) -> dict[str, list[str]]:
+        """Parses a URL query string into {name: [values...]} (plus and percent decoding)."""
+        if query.startswith("?"):
+            query = query[1:]
+        result: dict[str, list[str]] = {}
+        for pair in query.split("&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition("=")
+            result.setdefault(_unquote_plus(name), []).append(_unquote_plus(value))
+        return result
+    ''',
+    tests='''
+    assert parse_query("a=1&b=x+y&a=2") == {"a": ["1", "2"], "b": ["x y"]}
+    assert parse_query("?q=caf%C3%A9") == {"q": ["café"]}
+    assert parse_query("flag&x=") == {"flag": [""], "x": [""]}
+    assert parse_query("&&a=b&") == {"a": ["b"]}
+    assert parse_query("") == {}
+    assert parse_query("eq=a=b") == {"eq": ["a=b"]}
+    assert parse_query("p=100%&r=%2") == {"p": ["100%"], "r": ["%2"]}
+    assert parse_query("k%20ey=%2B1") == {"k ey": ["+1"]}
+    ''',
+)
+
+example(
+    "urllib.parse.quote_from_bytes", "if not bs:", 10,
+    problem='''
+    Write `percent_encode(text: str, safe: str = "/") -> str` that percent-encodes a string for
+    use in a URL path: encode it as UTF-8, keep the unreserved bytes `A-Z a-z 0-9 - . _ ~` and
+    any ASCII characters listed in `safe` unchanged, and replace every other byte with `%XX`
+    using upper-case hex digits. Non-ASCII characters in `safe` are ignored (they are still
+    encoded). The result is always pure ASCII. Do not use `urllib`.
+    ''',
+    solution='''
+    _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+    def percent_encode(text: str, safe: str = "/") -> str:
+        """Percent-encodes the UTF-8 bytes of `text`, keeping unreserved and `safe` ASCII."""
+        keep = _UNRESERVED | {ord(c) for c in safe if ord(c) < 128}
+        return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode("utf-8"))
+    ''',
+    tests='''
+    assert percent_encode("abc def?") == "abc%20def%3F"
+    assert percent_encode("/a b/c") == "/a%20b/c"
+    assert percent_encode("/a b/c", safe="") == "%2Fa%20b%2Fc"
+    assert percent_encode("café") == "caf%C3%A9"
+    assert percent_encode("~user_1.2-x") == "~user_1.2-x"
+    assert percent_encode("a+b=c", safe="+=") == "a+b=c"
+    assert percent_encode("é", safe="é") == "%C3%A9"
+    assert percent_encode("") == ""
+    import urllib.parse
+    assert percent_encode("100% sure & ready/now") == urllib.parse.quote("100% sure & ready/now")
+    ''',
+)
+
+example(
+    "json.encoder.py_encode_basestring", "def replace(match):", 3,
+    problem='''
+    Write `json_quote(s: str, ascii_only: bool = False) -> str` that returns the JSON string
+    literal for `s`, including the surrounding double quotes, without using the `json` module.
+    Escape `"` and `\\\\` with a backslash; use the short escapes `\\\\n`, `\\\\r`, `\\\\t`, `\\\\b`,
+    `\\\\f`; escape every other character below U+0020 as `\\\\u00XX` (lower-case hex). When
+    `ascii_only` is true, also escape every non-ASCII character as `\\\\uXXXX`, writing characters
+    outside the Basic Multilingual Plane as a UTF-16 surrogate pair. The result must parse back
+    to `s` with `json.loads`.
+    ''',
+    solution='''
+    _SHORT = {'"': '\\\\"', "\\\\": "\\\\\\\\", "\\n": "\\\\n", "\\r": "\\\\r", "\\t": "\\\\t", "\\b": "\\\\b", "\\f": "\\\\f"}
+
+
+    def json_quote(s: str, ascii_only: bool = False) -> str:
+        """The JSON string literal of `s` (with quotes); optionally pure ASCII."""
+        out = ['"']
+        for ch in s:
+            code = ord(ch)
+            if ch in _SHORT:
+                out.append(_SHORT[ch])
+            elif code < 0x20:
+                out.append(f"\\\\u{code:04x}")
+            elif ascii_only and code > 0x7E:
+                if code > 0xFFFF:
+                    code -= 0x10000
+                    out.append(f"\\\\u{0xD800 | (code >> 10):04x}\\\\u{0xDC00 | (code & 0x3FF):04x}")
+                else:
+                    out.append(f"\\\\u{code:04x}")
+            else:
+                out.append(ch)
+        out.append('"')
+        return "".join(out)
+    ''',
+    tests='''
+    import json
+    assert json_quote("plain") == '"plain"'
+    assert json_quote('say "hi"\\n') == '"say \\\\"hi\\\\"\\\\n"'
+    assert json_quote("a\\\\b") == '"a\\\\\\\\b"'
+    assert json_quote("\\x01\\x1f") == '"\\\\u0001\\\\u001f"'
+    assert json_quote("é") == '"é"'
+    assert json_quote("é", ascii_only=True) == '"\\\\u00e9"'
+    assert json_quote("😀", ascii_only=True) == '"\\\\ud83d\\\\ude00"'
+    for s in ["", "tab\\there", "mixed é😀\\x00\\u2028", "\\x7f"]:
+        assert json.loads(json_quote(s)) == s and json.loads(json_quote(s, True)) == s
+        assert json_quote(s, True) == json.dumps(s)
+    ''',
+)
+
+example(
+    "string.Template.substitute", "def convert(mo):", 11,
+    problem='''
+    Write `render(template: str, values: dict[str, object]) -> str` implementing a tiny template
+    language: `{{ name }}` (spaces inside the braces optional) is replaced by `str(values[name])`;
+    names may contain dots to reach into nested dicts (`{{ user.name }}` looks up
+    `values["user"]["name"]`); `{{{{` produces a literal `{{`. A missing name raises
+    `KeyError` with the full dotted name as its argument; a placeholder whose name is not made of
+    identifier parts separated by dots (e.g. `{{ 1x }}` or `{{ }}`) raises `ValueError`.
+    Replacement text is not re-scanned for placeholders.
+    ''',
+    solution='''
+    import re
+
+    _TOKEN = re.compile(r"\\{\\{\\{\\{|\\{\\{(.*?)\\}\\}")
+
+
+    def render(template: str, values: dict[str, object]) -> str:
+        """Fills `{{ dotted.name }}` placeholders from `values`; `{{{{` escapes `{{`."""
+
+        def fill(match: "re.Match[str]") -> str:
+            if match.group(0) == "{{{{":
+                return "{{"
+            name = match.group(1).strip()
+            parts = name.split(".")
+            if not name or not all(p.isidentifier() for p in parts):
+                raise ValueError(f"bad placeholder {match.group(0)!r}")
+            value: object = values
+            for part in parts:
+                if not isinstance(value, dict) or part not in value:
+                    raise KeyError(name)
+                value = value[part]
+            return str(value)
+
+        return _TOKEN.sub(fill, template)
+    ''',
+    tests='''
+    assert render("Hello, {{name}}!", {"name": "Ada"}) == "Hello, Ada!"
+    assert render("{{ a }}+{{b}}={{ c }}", {"a": 1, "b": 2, "c": 3}) == "1+2=3"
+    assert render("{{ user.name }} ({{user.age}})", {"user": {"name": "Bo", "age": 7}}) == "Bo (7)"
+    assert render("literal {{{{x}}", {}) == "literal {{x}}"
+    assert render("{{x}}", {"x": "{{y}}"}) == "{{y}}"
+    assert render("no placeholders", {}) == "no placeholders"
+    try:
+        render("{{ user.email }}", {"user": {"name": "Bo"}})
+    except KeyError as e:
+        assert e.args[0] == "user.email"
+    else:
+        raise AssertionError("missing name")
+    for bad in ["{{ 1x }}", "{{ }}", "{{a..b}}"]:
+        try:
+            render(bad, {"a": {"b": 1}})
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "reprlib.Repr.repr_str", "s = builtins.repr(x[:self.maxstring])", 7,
+    problem='''
+    Write `ellipsize_middle(text: str, max_len: int, filler: str = "...") -> str` that shortens
+    a string to at most `max_len` characters by cutting out its middle and inserting `filler`,
+    keeping as much of both ends as possible; when the characters kept cannot be split evenly,
+    keep one more at the start. Strings that already fit are returned unchanged. If `max_len` is
+    smaller than the filler, return the filler truncated to `max_len`. Raise `ValueError` for a
+    negative `max_len`.
+    ''',
+    solution='''
+    def ellipsize_middle(text: str, max_len: int, filler: str = "...") -> str:
+        """`text` shortened to `max_len` characters by replacing its middle with `filler`."""
+        if max_len < 0:
+            raise ValueError("max_len must be >= 0")
+        if len(text) <= max_len:
+            return text
+        if max_len <= len(filler):
+            return filler[:max_len]
+        keep = max_len - len(filler)
+        head = (keep + 1) // 2
+        tail = keep - head
+        return text[:head] + filler + (text[len(text) - tail:] if tail else "")
+    ''',
+    tests='''
+    assert ellipsize_middle("abcdefghij", 10) == "abcdefghij"
+    assert ellipsize_middle("abcdefghij", 9) == "abc...hij"
+    assert ellipsize_middle("abcdefghij", 8) == "abc...ij"
+    assert ellipsize_middle("abcdefghij", 4) == "a..."
+    assert ellipsize_middle("abcdefghij", 3) == "..."
+    assert ellipsize_middle("abcdefghij", 2) == ".."
+    assert ellipsize_middle("abcdefghij", 7, filler="~") == "abc~hij"
+    assert ellipsize_middle("", 0) == ""
+    try:
+        ellipsize_middle("x", -1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("negative max_len")
+    ''',
+)
+
+example(
+    "random.Random.choices", "bisect = _bisect", 4,
+    problem='''
+    Write `weighted_pick(items: list[str], weights: list[float], draws: list[float]) ->
+    list[str]` that maps each number `u` in `draws` (each in `[0, 1)`, as produced by
+    `random.random()`) to an item, where item `i` owns the sub-interval of `[0, total)`
+    proportional to `weights[i]`: build cumulative weights once and use binary search
+    (`bisect`), so each draw costs O(log n). Zero weights are allowed and such items are never
+    chosen. Raise `ValueError` if the lists differ in length, if any weight is negative, or if
+    the total weight is not positive.
+    ''',
+    solution='''
+    from bisect import bisect_right
+    from itertools import accumulate
+
+
+    def weighted_pick(items: list[str], weights: list[float], draws: list[float]) -> list[str]:
+        """Deterministic weighted selection: each u in [0, 1) picks the item owning u * total."""
+        if len(items) != len(weights):
+            raise ValueError("items and weights differ in length")
+        if any(w < 0 for w in weights):
+            raise ValueError("negative weight")
+        cumulative = list(accumulate(weights))
+        total = cumulative[-1] if cumulative else 0.0
+        if total <= 0:
+            raise ValueError("total weight must be positive")
+        last = len(items) - 1
+        return [items[min(bisect_right(cumulative, u * total), last)] for u in draws]
+    ''',
+    tests='''
+    items = ["a", "b", "c"]
+    assert weighted_pick(items, [1, 1, 2], [0.0, 0.24, 0.25, 0.49, 0.5, 0.99]) == ["a", "a", "b", "b", "c", "c"]
+    assert weighted_pick(items, [0, 5, 0], [0.0, 0.5, 0.999]) == ["b", "b", "b"]
+    assert weighted_pick(items, [1, 0, 1], [0.4999, 0.5]) == ["a", "c"]
+    assert weighted_pick(["x"], [3.5], [0.0, 0.7]) == ["x", "x"]
+    assert weighted_pick(items, [1, 2, 3], []) == []
+    import random
+    rng = random.Random(11)
+    draws = [rng.random() for _ in range(20000)]
+    picked = weighted_pick(items, [1, 2, 7], draws)
+    assert abs(picked.count("c") / 20000 - 0.7) < 0.02
+    for args in [(items, [1, 2], [0.1]), (items, [1, -1, 1], [0.1]), (items, [0, 0, 0], [0.1]), ([], [], [0.1])]:
+        try:
+            weighted_pick(*args)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(args)
+    ''',
+)
+
+example(
+    "colorsys.rgb_to_hls", "maxc = max(r, g, b)", 11,
+    problem='''
+    Write `hex_to_hsl(color: str) -> tuple[int, int, int]` that converts a CSS hex color
+    (`"#rrggbb"` or the short form `"#rgb"`, case-insensitive, `#` required) to HSL with hue in
+    degrees 0..359 and saturation and lightness in percent 0..100, each rounded to the nearest
+    integer (a hue that rounds to 360 becomes 0). Grays have hue 0 and saturation 0. Raise
+    `ValueError` for anything else. Implement the conversion yourself (no `colorsys`).
+    ''',
+    solution='''
+    def hex_to_hsl(color: str) -> tuple[int, int, int]:
+        """CSS hex color -> (hue degrees, saturation %, lightness %), rounded."""
+        if not color.startswith("#") or len(color) not in (4, 7):
+            raise ValueError(f"bad color {color!r}")
+        digits = color[1:]
+        if any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueError(f"bad color {color!r}")
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        r, g, b = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+        hi, lo = max(r, g, b), min(r, g, b)
+        light = (hi + lo) / 2
+        if hi == lo:
+            return 0, 0, round(light * 100)
+        delta = hi - lo
+        sat = delta / (1 - abs(2 * light - 1))
+        if hi == r:
+            hue = ((g - b) / delta) % 6
+        elif hi == g:
+            hue = (b - r) / delta + 2
+        else:
+            hue = (r - g) / delta + 4
+        return round(hue * 60) % 360, round(sat * 100), round(light * 100)
+    ''',
+    tests='''
+    assert hex_to_hsl("#ff0000") == (0, 100, 50)
+    assert hex_to_hsl("#00FF00") == (120, 100, 50)
+    assert hex_to_hsl("#00f") == (240, 100, 50)
+    assert hex_to_hsl("#ffffff") == (0, 0, 100)
+    assert hex_to_hsl("#000") == (0, 0, 0)
+    assert hex_to_hsl("#808080") == (0, 0, 50)
+    assert hex_to_hsl("#ff00ff") == (300, 100, 50)
+    assert hex_to_hsl("#336699") == (210, 50, 40)
+    for bad in ["ff0000", "#ff00", "#gg0000", "#ff00000", ""]:
+        try:
+            hex_to_hsl(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "base64._b32encode", "leftover = len(s) % 5", 14,
+    problem='''
+    Crockford's Base32 encodes integers with the alphabet `0123456789ABCDEFGHJKMNPQRSTVWXYZ`
+    (no I, L, O, U). Write `crockford_encode(n: int) -> str` (most significant digit first,
+    `0` encodes as `"0"`, negative numbers raise `ValueError`) and `crockford_decode(s: str) ->
+    int`, which is case-insensitive, ignores hyphens, reads `O`/`o` as 0 and `I`, `i`, `L`, `l`
+    as 1, and raises `ValueError` for an empty string or any other character (including `U`).
+    ''',
+    solution='''
+    _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+    _DECODE.update({"O": 0, "I": 1, "L": 1})
+
+
+    def crockford_encode(n: int) -> str:
+        """Crockford Base32 digits of a non-negative integer."""
+        if n < 0:
+            raise ValueError("negative numbers are not encodable")
+        digits = []
+        while True:
+            n, r = divmod(n, 32)
+            digits.append(_ALPHABET[r])
+            if n == 0:
+                return "".join(reversed(digits))
+
+
+    def crockford_decode(s: str) -> int:
+        """Integer value of Crockford Base32 text (lenient about case, hyphens, O/I/L)."""
+        cleaned = s.replace("-", "").upper()
+        if not cleaned:
+            raise ValueError("empty input")
+        value = 0
+        for ch in cleaned:
+            if ch not in _DECODE:
+                raise ValueError(f"invalid character {ch!r}")
+            value = value * 32 + _DECODE[ch]
+        return value
+    ''',
+    tests='''
+    assert crockford_encode(0) == "0"
+    assert crockford_encode(31) == "Z"
+    assert crockford_encode(32) == "10"
+    assert crockford_encode(1234567890) == "14SC0PJ"
+    assert crockford_decode("14sc0pj") == 1234567890
+    assert crockford_decode("14S-C0P-J") == 1234567890
+    assert crockford_decode("oIl") == crockford_decode("011") == 33
+    for n in [1, 7, 999, 2**64 + 5]:
+        assert crockford_decode(crockford_encode(n)) == n
+    for bad in ["", "U", "12*3", "--"]:
+        try:
+            crockford_decode(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    try:
+        crockford_encode(-1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("negative")
+    ''',
+)
+
+example(
+    "uuid.UUID.__init__", "hex = hex.replace('urn:', '').replace('uuid:', '')", 5,
+    problem='''
+    Write `canonical_uuid(text: str) -> str` that accepts a UUID in any of the usual spellings
+    (`"{12345678-1234-5678-1234-567812345678}"`, `"12345678123456781234567812345678"`,
+    `"urn:uuid:12345678-1234-5678-1234-567812345678"`, any letter case, surrounding whitespace)
+    and returns the canonical lower-case 8-4-4-4-12 hyphenated form. Hyphens, when present,
+    must be exactly in the canonical positions; braces must come as a pair. Raise `ValueError`
+    for anything that is not 32 hex digits after removing the allowed decorations. Do not use
+    the `uuid` module.
+    ''',
+    solution='''
+    import re
+
+    _HEX32 = re.compile(r"[0-9a-f]{32}")
+    _HYPHENATED = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+    def canonical_uuid(text: str) -> str:
+        """The canonical 8-4-4-4-12 lower-case form of a UUID string."""
+        s = text.strip().lower()
+        if s.startswith("urn:uuid:"):
+            s = s[len("urn:uuid:"):]
+        elif s.startswith("{") and s.endswith("}"):
+            s = s[1:-1]
+        if _HYPHENATED.fullmatch(s):
+            s = s.replace("-", "")
+        elif not _HEX32.fullmatch(s):
+            raise ValueError(f"not a UUID: {text!r}")
+        return f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}"
+    ''',
+    tests='''
+    canon = "12345678-1234-5678-1234-567812345678"
+    assert canonical_uuid("{12345678-1234-5678-1234-567812345678}") == canon
+    assert canonical_uuid("12345678123456781234567812345678") == canon
+    assert canonical_uuid("urn:uuid:12345678-1234-5678-1234-567812345678") == canon
+    assert canonical_uuid("  URN:UUID:ABCDEF01-2345-6789-ABCD-EF0123456789 ") == "abcdef01-2345-6789-abcd-ef0123456789"
+    assert canonical_uuid("{ABCDEF0123456789ABCDEF0123456789}") == "abcdef01-2345-6789-abcd-ef0123456789"
+    import uuid
+    u = uuid.UUID(int=0x0123456789ABCDEF0123456789ABCDEF)
+    assert canonical_uuid(u.hex.upper()) == str(u)
+    for bad in ["1234567-81234-5678-1234-567812345678", "{12345678123456781234567812345678", "g" * 32, "1234", ""]:
+        try:
+            canonical_uuid(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "graphlib.TopologicalSorter.static_order", "self.prepare()", 5,
+    problem='''
+    A build tool stores, for every target, the list of targets it depends on. Write
+    `build_order(deps: dict[str, list[str]]) -> list[str]` returning an order in which every
+    target comes after all of its dependencies. Targets that appear only as dependencies are
+    included too. Among all valid orders return the lexicographically smallest one (always
+    pick the alphabetically first target that is ready). If the dependencies contain a cycle,
+    raise `ValueError` whose message names one target on the cycle. Self-dependencies are
+    cycles. Do not use `graphlib`.
+    ''',
+    solution='''
+    import heapq
+
+
+    def build_order(deps: dict[str, list[str]]) -> list[str]:
+        """Lexicographically smallest topological order of the dependency graph (Kahn + heap)."""
+        nodes = set(deps) | {d for ds in deps.values() for d in ds}
+        pending = {n: 0 for n in nodes}
+        users: dict[str, list[str]] = {n: [] for n in nodes}
+        for target, ds in deps.items():
+            for d in set(ds):
+                pending[target] += 1
+                users[d].append(target)
+        ready = [n for n in nodes if pending[n] == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            node = heapq.heappop(ready)
+            order.append(node)
+            for user in users[node]:
+                pending[user] -= 1
+                if pending[user] == 0:
+                    heapq.heappush(ready, user)
+        if len(order) != len(nodes):
+            stuck = sorted(n for n in nodes if pending[n] > 0)
+            raise ValueError(f"dependency cycle involving {stuck[0]!r}")
+        return order
+    ''',
+    tests='''
+    assert build_order({}) == []
+    assert build_order({"app": ["lib", "util"], "lib": ["util"]}) == ["util", "lib", "app"]
+    assert build_order({"b": [], "a": [], "c": []}) == ["a", "b", "c"]
+    assert build_order({"z": ["y"], "b": ["y"], "y": []}) == ["y", "b", "z"]
+    assert build_order({"x": ["m", "m"]}) == ["m", "x"]
+    order = build_order({"d": ["b", "c"], "b": ["a"], "c": ["a"], "e": []})
+    assert order == ["a", "b", "c", "d", "e"]
+    for cyclic in [{"a": ["b"], "b": ["a"]}, {"a": ["a"]}, {"a": ["b"], "b": ["c"], "c": ["a"], "d": []}]:
+        try:
+            build_order(cyclic)
+        except ValueError as e:
+            assert "'a'" in str(e)
+        else:
+            raise AssertionError(cyclic)
+    ''',
+)
+
+example(
+    "hmac.HMAC._init_old", "if len(key) > blocksize:", 11,
+    problem='''
+    Implement HMAC-SHA256 (RFC 2104) from its definition, using only `hashlib.sha256`:
+    `hmac_sha256(key: bytes, message: bytes) -> str` returns the lower-case hex digest. The
+    block size is 64 bytes: keys longer than that are first hashed, then the key is padded with
+    zero bytes to 64 bytes; the result is `H((K ^ opad) || H((K ^ ipad) || message))` with
+    `ipad` = 0x36 and `opad` = 0x5C repeated. Also write `verify(key: bytes, message: bytes,
+    signature: str) -> bool` that compares in constant time (`hmac.compare_digest` is allowed
+    for the comparison only) and is case-insensitive about the hex signature.
+    ''',
+    solution='''
+    import hashlib
+    import hmac as _hmac
+
+    _BLOCK = 64
+
+
+    def hmac_sha256(key: bytes, message: bytes) -> str:
+        """Hex HMAC-SHA256 of `message` under `key`, computed from the RFC 2104 definition."""
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\\0")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+        return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
+
+
+    def verify(key: bytes, message: bytes, signature: str) -> bool:
+        """Constant-time check of a hex HMAC-SHA256 signature."""
+        return _hmac.compare_digest(hmac_sha256(key, message), signature.lower())
+    ''',
+    tests='''
+    import hmac, hashlib
+    assert hmac_sha256(b"Jefe", b"what do ya want for nothing?") == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    assert hmac_sha256(b"", b"") == hmac.new(b"", b"", hashlib.sha256).hexdigest()
+    long_key = b"k" * 131
+    assert hmac_sha256(long_key, b"msg") == hmac.new(long_key, b"msg", hashlib.sha256).hexdigest()
+    key64 = bytes(range(64))
+    assert hmac_sha256(key64, b"x" * 1000) == hmac.new(key64, b"x" * 1000, hashlib.sha256).hexdigest()
+    sig = hmac_sha256(b"secret", b"payload")
+    assert verify(b"secret", b"payload", sig) and verify(b"secret", b"payload", sig.upper())
+    assert not verify(b"secret", b"payload!", sig)
+    assert not verify(b"Secret", b"payload", sig)
+    ''',
+)
+
+example(
+    "copy.deepcopy", "d = id(x)", 8,
+    problem='''
+    Configuration layers must be combined. Write `deep_merge(base: dict, override: dict) ->
+    dict` returning a new dict where keys of `override` win, except that when both values are
+    dicts they are merged recursively. A value of `None` in `override` deletes the key from the
+    result. Lists and other values are replaced, not merged. Neither input may be modified, and
+    the result must not share any dict or list object with the inputs (mutating the result must
+    never affect them).
+    ''',
+    solution='''
+    import copy
+
+
+    def deep_merge(base: dict, override: dict) -> dict:
+        """Recursive merge of two config dicts; `None` in `override` deletes a key."""
+        result = copy.deepcopy(base)
+        for key, value in override.items():
+            if value is None:
+                result.pop(key, None)
+            elif isinstance(value, dict) and isinstance(result.get(key), dict):
+                result[key] = deep_merge(result[key], value)
+            else:
+                result[key] = copy.deepcopy(value)
+        return result
+    ''',
+    tests='''
+    base = {"db": {"host": "localhost", "port": 5432, "opts": {"ssl": False}}, "debug": True, "tags": ["a"]}
+    over = {"db": {"port": 6543, "opts": {"ssl": True}}, "debug": None, "tags": ["b"]}
+    merged = deep_merge(base, over)
+    assert merged == {"db": {"host": "localhost", "port": 6543, "opts": {"ssl": True}}, "tags": ["b"]}
+    assert base["db"]["port"] == 5432 and base["debug"] is True and over["tags"] == ["b"]
+    merged["db"]["opts"]["ssl"] = "changed"
+    merged["tags"].append("c")
+    assert over["db"]["opts"]["ssl"] is True and over["tags"] == ["b"]
+    assert deep_merge({}, {}) == {}
+    assert deep_merge({"a": {"b": 1}}, {"a": 5}) == {"a": 5}
+    assert deep_merge({"a": 5}, {"a": {"b": 1}}) == {"a": {"b": 1}}
+    assert deep_merge({"a": 1}, {"zzz": None}) == {"a": 1}
+    only_base = deep_merge({"x": {"y": [1]}}, {})
+    only_base["x"]["y"].append(2)
+    assert only_base == {"x": {"y": [1, 2]}}
+    ''',
+)
+
+example(
+    "operator.attrgetter.__init__", "names = attr.split('.')", 6,
+    problem='''
+    Write `get_path(obj: object, path: str, default: object = None) -> object` that follows a
+    dotted path through nested data: at each step, if the current value is a dict the part is a
+    key; if it is a list or tuple the part must be an integer index (negative allowed); otherwise
+    the part is an attribute name. If any step is missing (absent key, index out of range,
+    non-integer index for a sequence, missing attribute) return `default`. An empty path returns
+    `obj` itself.
+    ''',
+    solution='''
+    def get_path(obj: object, path: str, default: object = None) -> object:
+        """Value at a dotted path through dicts (keys), sequences (indices) and attributes."""
+        if path == "":
+            return obj
+        current = obj
+        for part in path.split("."):
+            if isinstance(current, dict):
+                if part not in current:
+                    return default
+                current = current[part]
+            elif isinstance(current, (list, tuple)):
+                try:
+                    current = current[int(part)]
+                except (ValueError, IndexError):
+                    return default
+            else:
+                try:
+                    current = getattr(current, part)
+                except AttributeError:
+                    return default
+        return current
+    ''',
+    tests='''
+    data = {"users": [{"name": "ann", "tags": ("x", "y")}, {"name": "bob"}], "n": 2}
+    assert get_path(data, "users.0.name") == "ann"
+    assert get_path(data, "users.-1.name") == "bob"
+    assert get_path(data, "users.0.tags.1") == "y"
+    assert get_path(data, "users.5.name", "?") == "?"
+    assert get_path(data, "users.first", "?") == "?"
+    assert get_path(data, "missing.key") is None
+    assert get_path(data, "") is data
+    from types import SimpleNamespace
+    ns = SimpleNamespace(cfg={"level": SimpleNamespace(value=3)})
+    assert get_path(ns, "cfg.level.value") == 3
+    assert get_path(ns, "cfg.level.nothing", 0) == 0
+    ''',
+)
+
+example(
+    "functools._make_key", "key = args", 12,
+    problem='''
+    Implement an LRU cache as a class `LRUCache` with `__init__(self, capacity: int)`,
+    `get(self, key: str) -> int | None` and `put(self, key: str, value: int) -> None`. `get`
+    returns the stored value (or `None`) and marks the key as most recently used; `put` inserts
+    or updates a key (an update also marks it most recently used) and, when the cache would
+    exceed `capacity`, evicts the least recently used key. Both operations must be O(1).
+    `capacity` must be positive (`ValueError` otherwise). Also provide `keys(self) -> list[str]`
+    returning the keys from least to most recently used.
+    ''',
+    solution='''
+    from collections import OrderedDict
+
+
+    class LRUCache:
+        """Fixed-capacity mapping that evicts the least recently used key."""
+
+        def __init__(self, capacity: int) -> None:
+            """An empty cache holding at most `capacity` keys."""
+            if capacity <= 0:
+                raise ValueError("capacity must be positive")
+            self.capacity = capacity
+            self._data: OrderedDict[str, int] = OrderedDict()
+
+        def get(self, key: str) -> int | None:
+            """The value for `key` (marking it recently used), or None."""
+            if key not in self._data:
+                return None
+            self._data.move_to_end(key)
+            return self._data[key]
+
+        def put(self, key: str, value: int) -> None:
+            """Stores `key`; evicts the least recently used key when over capacity."""
+            self._data[key] = value
+            self._data.move_to_end(key)
+            if len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+        def keys(self) -> list[str]:
+            """Keys from least to most recently used."""
+            return list(self._data)
+    ''',
+    tests='''
+    c = LRUCache(2)
+    assert c.get("a") is None and c.keys() == []
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.keys() == ["a", "b"]
+    assert c.get("a") == 1
+    c.put("c", 3)
+    assert c.get("b") is None and c.keys() == ["a", "c"]
+    c.put("a", 10)
+    c.put("d", 4)
+    assert c.keys() == ["a", "d"] and c.get("a") == 10 and c.get("c") is None
+    one = LRUCache(1)
+    one.put("x", 1)
+    one.put("y", 2)
+    assert one.keys() == ["y"] and one.get("x") is None
+    try:
+        LRUCache(0)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("capacity 0")
+    ''',
+)
+
+example(
+    "sched.scheduler.enterabs", "event = Event(time", 4,
+    problem='''
+    Given meetings as half-open intervals `[start, end)` of minutes, write
+    `rooms_needed(meetings: list[tuple[int, int]]) -> int` returning the minimum number of
+    rooms so that no two meetings in the same room overlap. A meeting ending at minute `t`
+    frees its room for one starting at `t`. Zero-length meetings (`start == end`) need no room.
+    Raise `ValueError` if some meeting has `end < start`. Aim for O(n log n) using a heap of end
+    times.
+    ''',
+    solution='''
+    import heapq
+
+
+    def rooms_needed(meetings: list[tuple[int, int]]) -> int:
+        """Peak number of simultaneously running half-open intervals."""
+        ends: list[int] = []
+        best = 0
+        for start, end in sorted(meetings):
+            if end < start:
+                raise ValueError(f"meeting ({start}, {end}) ends before it starts")
+            if end == start:
+                continue
+            while ends and ends[0] <= start:
+                heapq.heappop(ends)
+            heapq.heappush(ends, end)
+            best = max(best, len(ends))
+        return best
+    ''',
+    tests='''
+    assert rooms_needed([]) == 0
+    assert rooms_needed([(0, 30), (5, 10), (15, 20)]) == 2
+    assert rooms_needed([(9, 10), (10, 11), (11, 12)]) == 1
+    assert rooms_needed([(1, 5), (2, 6), (3, 7), (4, 8)]) == 4
+    assert rooms_needed([(5, 5), (5, 5)]) == 0
+    assert rooms_needed([(0, 10), (10, 20), (5, 15)]) == 2
+    assert rooms_needed([(0, 100)] + [(i, i + 1) for i in range(100)]) == 2
+    try:
+        rooms_needed([(3, 1)])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("end < start")
+    ''',
+)
+
+example(
+    "email.utils.parseaddr", "addrs = _AddressList(addr).addresslist", 4,
+    problem='''
+    Write `parse_mailbox(text: str) -> tuple[str, str]` that splits an e-mail mailbox string
+    into `(display_name, address)`. Accept `Name <addr>`, `"Quoted, Name" <addr>` (quotes
+    removed, `\\\\"` inside quotes unescaped), a bare `addr`, and `addr (Comment)` (the comment
+    becomes the display name). Surrounding whitespace is ignored and the address is returned
+    as written. An address is valid if it has exactly one `@` with non-empty parts on both sides
+    and no spaces. For anything invalid return `("", "")`.
+    ''',
+    solution='''
+    import re
+
+    _ADDR = re.compile(r"[^@\\s<>]+@[^@\\s<>]+")
+
+
+    def parse_mailbox(text: str) -> tuple[str, str]:
+        """(display name, address) of a mailbox string, or ("", "") if it is malformed."""
+        s = text.strip()
+        m = re.fullmatch(r'(?:"((?:[^"\\\\]|\\\\.)*)"|([^"<>]*?))\\s*<([^<>]*)>', s)
+        if m:
+            quoted, plain, addr = m.groups()
+            name = re.sub(r"\\\\(.)", r"\\1", quoted) if quoted is not None else plain.strip()
+        else:
+            m = re.fullmatch(r"(\\S+)(?:\\s+\\(([^()]*)\\))?", s)
+            if not m:
+                return "", ""
+            addr, name = m.group(1), (m.group(2) or "").strip()
+        addr = addr.strip()
+        if not _ADDR.fullmatch(addr):
+            return "", ""
+        return name, addr
+    ''',
+    tests='''
+    assert parse_mailbox("Ada Lovelace <ada@example.org>") == ("Ada Lovelace", "ada@example.org")
+    assert parse_mailbox('"Lovelace, Ada" <ada@example.org>') == ("Lovelace, Ada", "ada@example.org")
+    assert parse_mailbox('"Say \\\\"hi\\\\"" <x@y.z>') == ('Say "hi"', "x@y.z")
+    assert parse_mailbox("  bob@example.com ") == ("", "bob@example.com")
+    assert parse_mailbox("bob@example.com (Bob Smith)") == ("Bob Smith", "bob@example.com")
+    assert parse_mailbox("<only@addr.io>") == ("", "only@addr.io")
+    for bad in ["no-at-sign", "a@b@c", "Name <broken", "@example.com", "Name <a b@c.d>", ""]:
+        assert parse_mailbox(bad) == ("", ""), bad
+    ''',
+)
+
+example(
+    "string.capwords", "def capwords", 10,
+    problem='''
+    Write `headline_case(title: str) -> str` that converts a title to headline style: words are
+    separated by single spaces (collapse other whitespace); every word is capitalized (first
+    letter upper-case, rest lower-case) except the minor words `a an and as at but by for in nor
+    of on or the to up`, which stay lower-case unless they are the first or the last word.
+    Hyphenated words capitalize each part (`"state-of-the-art"` -> `"State-of-the-Art"`: minor
+    words inside a hyphenated compound stay lower-case unless first in it). Words that contain
+    an upper-case letter after their first character (`"iPhone"`, `"NASA"`) are kept as written.
+    ''',
+    solution='''
+    MINOR = frozenset("a an and as at but by for in nor of on or the to up".split())
+
+
+    def _cap(word: str, force: bool) -> str:
+        if any(c.isupper() for c in word[1:]):
+            return word
+        if not force and word.lower() in MINOR:
+            return word.lower()
+        return word[:1].upper() + word[1:].lower()
+
+
+    def headline_case(title: str) -> str:
+        """Title in headline style: minor words lower-case except at the ends."""
+        words = title.split()
+        out = []
+        for i, word in enumerate(words):
+            edge = i == 0 or i == len(words) - 1
+            parts = word.split("-")
+            # The first part of a word at either end, or of any compound, is always capitalized.
+            out.append("-".join(_cap(p, j == 0 and (edge or len(parts) > 1)) for j, p in enumerate(parts)))
+        return " ".join(out)
+    ''',
+    tests='''
+    assert headline_case("the lord of the rings") == "The Lord of the Rings"
+    assert headline_case("a tale  of two\\tcities") == "A Tale of Two Cities"
+    assert headline_case("what are you up to") == "What Are You up To"
+    assert headline_case("living up-to-date") == "Living Up-to-Date"
+    assert headline_case("STATE-OF-THE-ART design") == "STATE-OF-THE-ART Design"
+    assert headline_case("state-of-the-art design") == "State-of-the-Art Design"
+    assert headline_case("my new iPhone and NASA") == "My New iPhone and NASA"
+    assert headline_case("") == ""
+    assert headline_case("of") == "Of"
+    ''',
+)

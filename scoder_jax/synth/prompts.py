@@ -409,8 +409,10 @@ def _extract_code(section: str, lang: Language) -> tuple[str, str]:
     """The code of a section: (code, "") or ("", reason-suffix) with suffix in
     {"empty", "wrong_language", "not_code", "syntax_error"}."""
     lines = section.splitlines()
-    _, blocks = _scan(lines)
-    blocks = [b for b in blocks if b.code.strip()]
+    _, fenced = _scan(lines)
+    blocks = [b for b in fenced if b.code.strip()]
+    if fenced and not blocks:
+        return "", "empty"
     python = lang.tag == "python"
     if blocks:
         matching = [b for b in blocks if _tag_matches(b.tag, lang)]

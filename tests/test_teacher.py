@@ -372,7 +372,7 @@ def test_budget_cap_holds_under_concurrency_and_for_tokens(server, api_key, tmp_
 
 def test_bounded_concurrency(server, api_key, tmp_path):
     snips = [snippet("SLEEP", i) for i in range(9)]
-    s = run_teacher(snips, tmp_path / "seed", config(server.url, concurrency=3))
+    s = run_teacher(snips, tmp_path / "seed", config(server.url, concurrency=3), progress=True)
     assert s["samples"] == 9
     assert 2 <= server.max_inflight <= 3
 

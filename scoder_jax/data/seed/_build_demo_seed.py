@@ -1787,3 +1787,472 @@ example(
     assert headline_case("of") == "Of"
     ''',
 )
+
+example(
+    "difflib.SequenceMatcher.find_longest_match", "for i in range(alo, ahi):", 12,
+    problem='''
+    Write `longest_common_block(a: str, b: str) -> tuple[int, int, int]` returning `(i, j, k)`
+    such that `a[i:i+k] == b[j:j+k]` and `k` is as large as possible. Among all longest blocks
+    return the one that starts earliest in `a`, and among those the one that starts earliest in
+    `b`. If there is no common character, return `(0, 0, 0)`. Use dynamic programming in
+    O(len(a) * len(b)) time and O(len(b)) memory.
+    ''',
+    solution='''
+    def longest_common_block(a: str, b: str) -> tuple[int, int, int]:
+        """Longest common substring as (start in a, start in b, length), earliest on ties."""
+        best = (0, 0, 0)
+        prev = [0] * (len(b) + 1)  # prev[j + 1]: length of the common suffix of a[:i] and b[:j + 1]
+        for i, ca in enumerate(a):
+            cur = [0] * (len(b) + 1)
+            for j, cb in enumerate(b):
+                if ca == cb:
+                    k = prev[j] + 1
+                    cur[j + 1] = k
+                    start = (i - k + 1, j - k + 1, k)
+                    if k > best[2] or (k == best[2] and k > 0 and start[:2] < best[:2]):
+                        best = start
+            prev = cur
+        return best
+    ''',
+    tests='''
+    assert longest_common_block(" abcd", "abcd abcd") == (0, 4, 5)
+    assert longest_common_block("abcdef", "zcdez") == (2, 1, 3)
+    assert longest_common_block("abc", "xyz") == (0, 0, 0)
+    assert longest_common_block("", "abc") == (0, 0, 0)
+    assert longest_common_block("abab", "ab") == (0, 0, 2)
+    assert longest_common_block("xaxb", "bxa") == (0, 1, 2)
+    import difflib, random
+    rng = random.Random(5)
+    for _ in range(50):
+        a = "".join(rng.choice("abc") for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice("abc") for _ in range(rng.randint(0, 12)))
+        m = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+        assert longest_common_block(a, b)[2] == m.size
+        got = longest_common_block(a, b)
+        assert a[got[0] : got[0] + got[2]] == b[got[1] : got[1] + got[2]]
+    ''',
+)
+
+example(
+    "shlex.split", "lex = shlex(s, posix=posix)", 5,
+    problem='''
+    Write `parse_csv_line(line: str, delimiter: str = ",") -> list[str]` that splits one line
+    of CSV into fields following RFC 4180: fields are separated by `delimiter`; a field may be
+    enclosed in double quotes, in which case it may contain the delimiter, and a doubled quote
+    `""` stands for one `"`; whitespace is significant. An empty line gives `[""]`. Raise
+    `ValueError` for an unterminated quoted field or for a quote followed by anything other
+    than a delimiter or the end of the line. Do not use the `csv` module.
+    ''',
+    solution='''
+    def parse_csv_line(line: str, delimiter: str = ",") -> list[str]:
+        """Fields of one RFC 4180 CSV line."""
+        fields: list[str] = []
+        i, n = 0, len(line)
+        while True:
+            if i < n and line[i] == '"':
+                i += 1
+                buf = []
+                while True:
+                    if i >= n:
+                        raise ValueError("unterminated quoted field")
+                    if line[i] == '"':
+                        if i + 1 < n and line[i + 1] == '"':
+                            buf.append('"')
+                            i += 2
+                            continue
+                        i += 1
+                        break
+                    buf.append(line[i])
+                    i += 1
+                if i < n and line[i] != delimiter:
+                    raise ValueError(f"unexpected {line[i]!r} after a quoted field at {i}")
+                fields.append("".join(buf))
+            else:
+                j = line.find(delimiter, i)
+                j = n if j == -1 else j
+                fields.append(line[i:j])
+                i = j
+            if i >= n:
+                return fields
+            i += 1  # skip the delimiter
+            if i == n:
+                fields.append("")
+                return fields
+    ''',
+    tests='''
+    assert parse_csv_line("a,b,c") == ["a", "b", "c"]
+    assert parse_csv_line('"x, y",z') == ["x, y", "z"]
+    assert parse_csv_line('"say ""hi""",2') == ['say "hi"', "2"]
+    assert parse_csv_line("") == [""]
+    assert parse_csv_line("a,,") == ["a", "", ""]
+    assert parse_csv_line(" a ; b ", delimiter=";") == [" a ", " b "]
+    import csv
+    for line in ['1,"two",""', '"",x', '"a""b",c,"d,e"']:
+        assert parse_csv_line(line) == next(csv.reader([line]))
+    for bad in ['"open', '"a"b,c']:
+        try:
+            parse_csv_line(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "configparser.RawConfigParser._read", "for lineno, line in enumerate(fp, start=1):", 10,
+    problem='''
+    Write `parse_ini(text: str) -> dict[str, dict[str, str]]` for a small INI dialect. Section
+    headers look like `[name]` (surrounding whitespace ignored). Inside a section, lines are
+    `key = value` or `key: value` (split at the first `=` or `:`, whichever comes first; keys are
+    lower-cased and both sides stripped). Lines whose first non-blank character is `#` or `;`
+    are comments; blank lines are ignored. A repeated key in the same section overrides the
+    earlier value; a repeated section header continues that section. Raise `ValueError` naming
+    the 1-based line number for a key outside any section or for a line that is neither a
+    header, a comment nor a key/value pair.
+    ''',
+    solution='''
+    def parse_ini(text: str) -> dict[str, dict[str, str]]:
+        """Sections of an INI document as {section: {key: value}}."""
+        result: dict[str, dict[str, str]] = {}
+        section: dict[str, str] | None = None
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = result.setdefault(line[1:-1].strip(), {})
+                continue
+            cut = min((i for i in (line.find("="), line.find(":")) if i != -1), default=-1)
+            if cut <= 0:
+                raise ValueError(f"line {lineno}: expected 'key = value', got {raw!r}")
+            if section is None:
+                raise ValueError(f"line {lineno}: key outside any section")
+            section[line[:cut].strip().lower()] = line[cut + 1 :].strip()
+        return result
+    ''',
+    tests='''
+    doc = """
+    ; global comment
+    [server]
+    Host = example.org
+    port: 8080
+    url = http://x:1/a=b
+
+    [client]
+    # comment
+    retries=3
+    [server]
+    port = 9090
+    """
+    assert parse_ini(doc) == {
+        "server": {"host": "example.org", "port": "9090", "url": "http://x:1/a=b"},
+        "client": {"retries": "3"},
+    }
+    assert parse_ini("") == {}
+    assert parse_ini("[empty]") == {"empty": {}}
+    assert parse_ini("[ s ]\\nk =") == {"s": {"k": ""}}
+    for bad, line in [("k = v", 1), ("[s]\\njust text", 2), ("[s]\\n= v", 2)]:
+        try:
+            parse_ini(bad)
+        except ValueError as e:
+            assert f"line {line}" in str(e)
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "textwrap.TextWrapper._wrap_chunks", "while chunks:", 14,
+    problem='''
+    Write `justify(text: str, width: int) -> list[str]` that formats the words of `text`
+    (split on whitespace) into lines of exactly `width` characters, fully justified: put as many
+    words on each line as fit (with at least one space between words), then distribute the extra
+    spaces between the words as evenly as possible, giving the leftmost gaps one more space when
+    they do not divide evenly. A line with a single word is padded on the right. The last line
+    is left-justified (single spaces) and padded on the right. Raise `ValueError` if a word is
+    longer than `width`. Empty text gives `[]`.
+    ''',
+    solution='''
+    def justify(text: str, width: int) -> list[str]:
+        """Fully justified lines of exactly `width` characters (last line left-aligned)."""
+        words = text.split()
+        if any(len(w) > width for w in words):
+            raise ValueError("a word is longer than the line width")
+        lines: list[str] = []
+        i = 0
+        while i < len(words):
+            j, length = i + 1, len(words[i])
+            while j < len(words) and length + 1 + len(words[j]) <= width:
+                length += 1 + len(words[j])
+                j += 1
+            line_words = words[i:j]
+            if j == len(words) or len(line_words) == 1:
+                lines.append(" ".join(line_words).ljust(width))
+            else:
+                gaps = len(line_words) - 1
+                spaces = width - sum(len(w) for w in line_words)
+                base, extra = divmod(spaces, gaps)
+                parts = []
+                for g, word in enumerate(line_words[:-1]):
+                    parts.append(word + " " * (base + (1 if g < extra else 0)))
+                lines.append("".join(parts) + line_words[-1])
+            i = j
+        return lines
+    ''',
+    tests='''
+    assert justify("This is an example of text justification.", 16) == [
+        "This    is    an",
+        "example  of text",
+        "justification.  ",
+    ]
+    assert justify("What must be acknowledgment shall be", 16) == [
+        "What   must   be",
+        "acknowledgment  ",
+        "shall be        ",
+    ]
+    assert justify("", 10) == []
+    assert justify("one", 5) == ["one  "]
+    assert justify("a b c d", 3) == ["a b", "c d"]
+    assert all(len(line) == 20 for line in justify("lorem ipsum dolor sit amet consectetur adipiscing elit", 20))
+    try:
+        justify("tiny enormousword", 5)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("long word")
+    ''',
+)
+
+example(
+    "quopri.quote", "def quote", 5,
+    problem='''
+    Write `qp_encode(data: bytes) -> str` producing quoted-printable text (RFC 2045) for a
+    single line of data with no line breaks in it: printable ASCII bytes 33..126 other than `=`
+    are written as is; `=` and every other byte become `=XX` with upper-case hex; spaces and
+    tabs are kept literally, except at the very end of the data, where they must be encoded.
+    Output lines may be at most 76 characters: insert a soft line break (`=` followed by `\\\\n`,
+    the `=` counting toward the 76) as needed, never splitting an `=XX` escape. Also write
+    `qp_decode(text: str) -> bytes` that inverts it (removing soft line breaks).
+    ''',
+    solution='''
+    def qp_encode(data: bytes) -> str:
+        """Quoted-printable encoding of one line of bytes, with soft breaks at 76 columns."""
+        tokens = []
+        for index, byte in enumerate(data):
+            last = index == len(data) - 1
+            if (33 <= byte <= 126 and byte != ord("=")) or (byte in (9, 32) and not last):
+                tokens.append(chr(byte))
+            else:
+                tokens.append(f"={byte:02X}")
+        lines, current = [], ""
+        for i, token in enumerate(tokens):
+            room = 76 if i == len(tokens) - 1 else 75  # leave a column for a soft break "="
+            if len(current) + len(token) > room:
+                lines.append(current + "=")
+                current = ""
+            current += token
+        lines.append(current)
+        return "\\n".join(lines)
+
+
+    def qp_decode(text: str) -> bytes:
+        """Inverse of qp_encode."""
+        text = text.replace("=\\n", "")
+        out = bytearray()
+        i = 0
+        while i < len(text):
+            if text[i] == "=":
+                out.append(int(text[i + 1 : i + 3], 16))
+                i += 3
+            else:
+                out += text[i].encode("ascii")
+                i += 1
+        return bytes(out)
+    ''',
+    tests='''
+    assert qp_encode(b"hello world") == "hello world"
+    assert qp_encode(b"a=b") == "a=3Db"
+    assert qp_encode(b"caf\\xc3\\xa9") == "caf=C3=A9"
+    assert qp_encode(b"trailing ") == "trailing=20"
+    assert qp_encode(b"tab\\tin") == "tab\\tin"
+    long = qp_encode(b"x" * 200)
+    assert all(len(line) <= 76 for line in long.split("\\n")) and long.count("=\\n") == 2
+    escapes = qp_encode(b"\\xff" * 40)
+    assert all(len(line) <= 76 and line.rstrip("=").count("=") * 3 == len(line.rstrip("=")) for line in escapes.split("\\n"))
+    for data in [b"", b"x" * 200, b"\\xff" * 40, bytes(range(256)), b"end\\t"]:
+        assert qp_decode(qp_encode(data)) == data
+    ''',
+)
+
+example(
+    "http.cookies.BaseCookie.__parse_string", "while 0 <= i < n:", 9,
+    problem='''
+    Write `parse_cookie_header(header: str) -> dict[str, str]` for an HTTP `Cookie` request
+    header such as `"session=abc123; theme=dark; lang=\\\\"en-GB\\\\""`. Pairs are separated by `;`
+    and optional whitespace; each pair is `name=value` split at the first `=`; names and values
+    are stripped; a value wrapped in double quotes has the quotes removed. Pairs without `=` or
+    with an empty name are ignored. If a name repeats, the first occurrence wins (browsers send
+    the most specific cookie first).
+    ''',
+    solution='''
+    def parse_cookie_header(header: str) -> dict[str, str]:
+        """Cookies of a Cookie header; first occurrence of a name wins."""
+        cookies: dict[str, str] = {}
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            name, value = name.strip(), value.strip()
+            if not sep or not name:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            cookies.setdefault(name, value)
+        return cookies
+    ''',
+    tests='''
+    assert parse_cookie_header('session=abc123; theme=dark; lang="en-GB"') == {"session": "abc123", "theme": "dark", "lang": "en-GB"}
+    assert parse_cookie_header("") == {}
+    assert parse_cookie_header("a=1;a=2") == {"a": "1"}
+    assert parse_cookie_header("token=x=y==") == {"token": "x=y=="}
+    assert parse_cookie_header("flag; =nope; ok=1") == {"ok": "1"}
+    assert parse_cookie_header("  spaced  =  v  ;") == {"spaced": "v"}
+    assert parse_cookie_header('q=""') == {"q": ""}
+    ''',
+)
+
+example(
+    "statistics.variance", "T, ss, c, n = _ss(data, xbar)", 4,
+    problem='''
+    Write a class `RunningStats` that summarizes a stream of numbers in O(1) memory using
+    Welford's algorithm: `add(self, x: float) -> None`, and the properties `count -> int`,
+    `mean -> float`, `variance -> float` (the sample variance, dividing by n - 1) and
+    `stdev -> float`. `mean` of an empty stream and `variance`/`stdev` of fewer than two values
+    raise `ValueError`. The results must be numerically stable: adding 10^9 + 4, 10^9 + 7,
+    10^9 + 13, 10^9 + 16 must give variance 30 (to 1e-6), where the naive sum-of-squares formula
+    loses all precision.
+    ''',
+    solution='''
+    import math
+
+
+    class RunningStats:
+        """Streaming count, mean and sample variance (Welford's algorithm)."""
+
+        def __init__(self) -> None:
+            """An empty summary."""
+            self._n = 0
+            self._mean = 0.0
+            self._m2 = 0.0
+
+        def add(self, x: float) -> None:
+            """Adds one observation."""
+            self._n += 1
+            delta = x - self._mean
+            self._mean += delta / self._n
+            self._m2 += delta * (x - self._mean)
+
+        @property
+        def count(self) -> int:
+            """Number of observations."""
+            return self._n
+
+        @property
+        def mean(self) -> float:
+            """Arithmetic mean."""
+            if self._n == 0:
+                raise ValueError("mean of no data")
+            return self._mean
+
+        @property
+        def variance(self) -> float:
+            """Sample variance (n - 1 in the denominator)."""
+            if self._n < 2:
+                raise ValueError("variance needs at least two values")
+            return self._m2 / (self._n - 1)
+
+        @property
+        def stdev(self) -> float:
+            """Sample standard deviation."""
+            return math.sqrt(self.variance)
+    ''',
+    tests='''
+    import statistics
+    s = RunningStats()
+    assert s.count == 0
+    for x in [2, 4, 4, 4, 5, 5, 7, 9]:
+        s.add(x)
+    assert s.count == 8 and s.mean == 5.0
+    assert abs(s.variance - statistics.variance([2, 4, 4, 4, 5, 5, 7, 9])) < 1e-12
+    assert abs(s.stdev - statistics.stdev([2, 4, 4, 4, 5, 5, 7, 9])) < 1e-12
+    big = RunningStats()
+    for x in [1e9 + 4, 1e9 + 7, 1e9 + 13, 1e9 + 16]:
+        big.add(x)
+    assert abs(big.variance - 30.0) < 1e-6
+    one = RunningStats()
+    one.add(3.5)
+    assert one.mean == 3.5
+    for attr, stats in [("variance", one), ("mean", RunningStats())]:
+        try:
+            getattr(stats, attr)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(attr)
+    ''',
+)
+
+example(
+    "pprint._safe_key.__lt__", "try:", 5,
+    problem='''
+    Write `sort_mixed(values: list) -> list` that sorts a list which may mix types that Python
+    cannot compare with each other (ints, floats, strings, None, bools, tuples...). Order first
+    by a type rank: `None` first, then numbers (`bool`, `int` and `float` together, compared by
+    value, with `bool` treated as a number), then strings, then everything else grouped by type
+    name; within a group use the natural order, and fall back to `repr` order for values of the
+    same group that still cannot be compared. The sort must be stable and never raise
+    `TypeError`.
+    ''',
+    solution='''
+    from functools import cmp_to_key
+
+
+    def _rank(v: object) -> tuple[int, str]:
+        if v is None:
+            return (0, "")
+        if isinstance(v, (bool, int, float)):
+            return (1, "")
+        if isinstance(v, str):
+            return (2, "")
+        return (3, type(v).__name__)
+
+
+    def _compare(a: object, b: object) -> int:
+        ra, rb = _rank(a), _rank(b)
+        if ra != rb:
+            return -1 if ra < rb else 1
+        try:
+            if a < b:
+                return -1
+            if b < a:
+                return 1
+            return 0
+        except TypeError:
+            sa, sb = repr(a), repr(b)
+            return (sa > sb) - (sa < sb)
+
+
+    def sort_mixed(values: list) -> list:
+        """Stable sort of heterogeneous values: None, numbers, strings, then others by type name."""
+        return sorted(values, key=cmp_to_key(_compare))
+    ''',
+    tests='''
+    assert sort_mixed([3, "b", None, 1.5, "a", True]) == [None, True, 1.5, 3, "a", "b"]
+    assert sort_mixed([]) == []
+    assert sort_mixed([(2,), (1, "x"), (1, 2)]) == [(1, "x"), (1, 2), (2,)]  # repr order breaks the tie
+    assert sort_mixed([(1,), b"x", 0]) == [0, b"x", (1,)]  # "bytes" < "tuple"
+    assert sort_mixed([1, 1.0, True]) == [1, 1.0, True]
+    out = sort_mixed([{"b": 1}, {"a": 2}, "s", None])
+    assert out[:2] == [None, "s"] and out[2:] == [{"a": 2}, {"b": 1}]
+    assert sort_mixed([0.5, -2, False]) == [-2, False, 0.5]
+    ''',
+)

@@ -2256,3 +2256,363 @@ example(
     assert sort_mixed([0.5, -2, False]) == [-2, False, 0.5]
     ''',
 )
+
+example(
+    "locale._group", "left_spaces = ''", 12,
+    problem='''
+    Write `format_amount(value: float, decimals: int = 2, sep: str = ",", point: str = ".") ->
+    str` that formats a number with a fixed number of decimals (round half to even, as Python's
+    `format` does) and groups the integer digits in threes from the right with `sep`, e.g.
+    `-1234567.891` -> `"-1,234,567.89"`. With `decimals == 0` no decimal point is written.
+    Negative zero after rounding is written without a sign (`-0.001` -> `"0.00"`). Raise
+    `ValueError` for negative `decimals` or a non-finite value.
+    ''',
+    solution='''
+    import math
+
+
+    def format_amount(value: float, decimals: int = 2, sep: str = ",", point: str = ".") -> str:
+        """Fixed-point text of `value` with grouped thousands."""
+        if decimals < 0:
+            raise ValueError("decimals must be >= 0")
+        if not math.isfinite(value):
+            raise ValueError("value must be finite")
+        text = f"{abs(value):.{decimals}f}"
+        whole, _, frac = text.partition(".")
+        groups = []
+        while len(whole) > 3:
+            groups.append(whole[-3:])
+            whole = whole[:-3]
+        groups.append(whole)
+        body = sep.join(reversed(groups)) + (point + frac if decimals else "")
+        negative = value < 0 and any(ch not in "0" for ch in text.replace(".", ""))
+        return ("-" if negative else "") + body
+    ''',
+    tests='''
+    assert format_amount(-1234567.891) == "-1,234,567.89"
+    assert format_amount(999.999) == "1,000.00"
+    assert format_amount(0) == "0.00"
+    assert format_amount(-0.001) == "0.00"
+    assert format_amount(1234567, decimals=0) == "1,234,567"
+    assert format_amount(1234.5, decimals=1, sep=".", point=",") == "1.234,5"
+    assert format_amount(123, decimals=3) == "123.000"
+    assert format_amount(2.5, decimals=0) == "2"
+    for bad in [(1.0, -1), (float("inf"), 2), (float("nan"), 2)]:
+        try:
+            format_amount(*bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "dataclasses._asdict_inner", "elif isinstance(obj, (list, tuple)):", 6,
+    problem='''
+    Write `flatten(data: object, sep: str = ".") -> dict[str, object]` that flattens nested
+    dicts and lists into a single-level dict whose keys are paths: dict keys are joined with
+    `sep` and list items contribute their index, e.g. `{"a": {"b": [10, 20]}}` ->
+    `{"a.b.0": 10, "a.b.1": 20}`. Scalars (anything that is not a dict or list) are leaves.
+    Empty dicts and empty lists are kept as leaves so that no information is lost. A scalar at
+    the top level is stored under the empty key `""`. Dict keys are converted with `str`.
+    ''',
+    solution='''
+    def flatten(data: object, sep: str = ".") -> dict[str, object]:
+        """{path: leaf} for nested dicts and lists; empty containers are leaves."""
+        out: dict[str, object] = {}
+
+        def walk(node: object, prefix: str) -> None:
+            if isinstance(node, dict) and node:
+                items = ((str(k), v) for k, v in node.items())
+            elif isinstance(node, list) and node:
+                items = ((str(i), v) for i, v in enumerate(node))
+            else:
+                out[prefix] = node
+                return
+            for key, value in items:
+                walk(value, f"{prefix}{sep}{key}" if prefix else key)
+
+        walk(data, "")
+        return out
+    ''',
+    tests='''
+    assert flatten({"a": {"b": [10, 20]}}) == {"a.b.0": 10, "a.b.1": 20}
+    assert flatten({"x": 1, "y": {"z": None}}) == {"x": 1, "y.z": None}
+    assert flatten({"e": {}, "l": []}) == {"e": {}, "l": []}
+    assert flatten([{"k": "v"}, 3]) == {"0.k": "v", "1": 3}
+    assert flatten(42) == {"": 42}
+    assert flatten({}) == {"": {}}
+    assert flatten({"a": {"b": 1}}, sep="/") == {"a/b": 1}
+    assert flatten({1: {2: "x"}}) == {"1.2": "x"}
+    assert flatten({"t": (1, 2)}) == {"t": (1, 2)}
+    ''',
+)
+
+example(
+    "json.decoder.JSONObject", "pairs_append((key, value))", 6,
+    problem='''
+    JSON allows duplicate keys in an object but most parsers silently keep the last one. Write
+    `find_duplicate_keys(text: str) -> list[str]` that parses a JSON document and reports every
+    duplicated key as a path: `$` for the root, `.key` for object members and `[i]` for array
+    items, e.g. `'{"a": 1, "b": [{"c": 1, "c": 2}], "a": 3}'` -> `["$.b[0].c", "$.a"]`. Each
+    duplicated key is reported once per object, in document order of its first repetition. Invalid JSON
+    raises `ValueError` (as `json.JSONDecodeError` does). You may use `json` with
+    `object_pairs_hook`.
+    ''',
+    solution='''
+    import json
+
+
+    class _Pairs(list):
+        """An object's (key, value) pairs, kept in order with duplicates."""
+
+
+    def find_duplicate_keys(text: str) -> list[str]:
+        """Paths ("$.a.b[0].c") of keys duplicated inside some JSON object."""
+        root = json.loads(text, object_pairs_hook=_Pairs)
+        found: list[str] = []
+
+        def walk(node: object, path: str) -> None:
+            if isinstance(node, _Pairs):
+                seen: set[str] = set()
+                reported: set[str] = set()
+                for key, value in node:
+                    if key in seen and key not in reported:
+                        found.append(f"{path}.{key}")
+                        reported.add(key)
+                    seen.add(key)
+                    walk(value, f"{path}.{key}")
+            elif isinstance(node, list):
+                for i, item in enumerate(node):
+                    walk(item, f"{path}[{i}]")
+
+        walk(root, "$")
+        return found
+    ''',
+    tests='''
+    assert find_duplicate_keys('{"a": 1, "b": [{"c": 1, "c": 2}], "a": 3}') == ["$.b[0].c", "$.a"]
+    assert find_duplicate_keys('{"a": 1, "b": 2}') == []
+    assert find_duplicate_keys('[1, {"x": 0, "x": 1, "x": 2}]') == ["$[1].x"]
+    assert find_duplicate_keys('"just a string"') == []
+    assert find_duplicate_keys('{"o": {"p": {"q": 1, "q": 1}}}') == ["$.o.p.q"]
+    assert find_duplicate_keys('[[], [{"k": 1}, {"k": 2}]]') == []
+    try:
+        find_duplicate_keys('{"a": }')
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("invalid JSON")
+    ''',
+)
+
+example(
+    "calendar.weekday", "if not datetime.MINYEAR", 3,
+    problem='''
+    Write `iso_week(year: int, month: int, day: int) -> tuple[int, int, int]` that returns the
+    ISO 8601 `(iso_year, week, weekday)` of a Gregorian date (weekday 1 = Monday ... 7 = Sunday)
+    without using `datetime` or `calendar`. Week 1 is the week containing the year's first
+    Thursday, so early January dates can belong to the previous ISO year and late December
+    dates to the next. Raise `ValueError` for an invalid date. Compute the weekday with a
+    day-count formula (e.g. days since a fixed Monday).
+    ''',
+    solution='''
+    def _is_leap(y: int) -> bool:
+        return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+    def _ordinal(y: int, m: int, d: int) -> int:
+        """Days since 0001-01-01 (which is day 0, a Monday)."""
+        days_before_month = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
+        py = y - 1
+        n = py * 365 + py // 4 - py // 100 + py // 400
+        return n + days_before_month[m - 1] + (m > 2 and _is_leap(y)) + d - 1
+
+
+    def _week1_monday(y: int) -> int:
+        jan4 = _ordinal(y, 1, 4)
+        return jan4 - jan4 % 7
+
+
+    def iso_week(year: int, month: int, day: int) -> tuple[int, int, int]:
+        """ISO (year, week, weekday) of a Gregorian date."""
+        lengths = [31, 29 if _is_leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        if year < 1 or not 1 <= month <= 12 or not 1 <= day <= lengths[month - 1]:
+            raise ValueError(f"invalid date {year}-{month}-{day}")
+        n = _ordinal(year, month, day)
+        iso_year = year
+        if n < _week1_monday(year):
+            iso_year = year - 1
+        elif n >= _week1_monday(year + 1):
+            iso_year = year + 1
+        return iso_year, (n - _week1_monday(iso_year)) // 7 + 1, n % 7 + 1
+    ''',
+    tests='''
+    assert iso_week(2024, 1, 1) == (2024, 1, 1)
+    assert iso_week(2021, 1, 3) == (2020, 53, 7)
+    assert iso_week(2019, 12, 30) == (2020, 1, 1)
+    assert iso_week(2000, 2, 29) == (2000, 9, 2)
+    import datetime
+    d = datetime.date(1995, 1, 1)
+    while d.year < 2031:
+        assert iso_week(d.year, d.month, d.day) == tuple(d.isocalendar()), d
+        d += datetime.timedelta(days=13)
+    assert iso_week(1, 1, 1) == tuple(datetime.date(1, 1, 1).isocalendar())
+    for bad in [(2023, 2, 29), (2024, 13, 1), (2024, 4, 31), (0, 1, 1)]:
+        try:
+            iso_week(*bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "calendar.monthrange", "day1 = weekday", 3,
+    problem='''
+    Write `add_months(year: int, month: int, day: int, months: int) -> tuple[int, int, int]`
+    that moves a date by a whole number of months (negative to go back), clamping the day to
+    the last day of the target month: January 31 plus one month is February 28 (or 29 in a leap
+    year). Return the new `(year, month, day)`. Raise `ValueError` if the input date is invalid
+    or if the result would fall before year 1.
+    ''',
+    solution='''
+    import calendar
+
+
+    def add_months(year: int, month: int, day: int, months: int) -> tuple[int, int, int]:
+        """Date moved by `months` calendar months, day clamped to the month's length."""
+        if not 1 <= month <= 12 or year < 1 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+            raise ValueError(f"invalid date {year}-{month}-{day}")
+        total = year * 12 + (month - 1) + months
+        new_year, new_month0 = divmod(total, 12)
+        if new_year < 1:
+            raise ValueError("result before year 1")
+        last = calendar.monthrange(new_year, new_month0 + 1)[1]
+        return new_year, new_month0 + 1, min(day, last)
+    ''',
+    tests='''
+    assert add_months(2023, 1, 31, 1) == (2023, 2, 28)
+    assert add_months(2024, 1, 31, 1) == (2024, 2, 29)
+    assert add_months(2024, 3, 15, -3) == (2023, 12, 15)
+    assert add_months(2024, 12, 31, 2) == (2025, 2, 28)
+    assert add_months(2024, 5, 31, 0) == (2024, 5, 31)
+    assert add_months(2020, 2, 29, 12) == (2021, 2, 28)
+    assert add_months(2024, 8, 31, -18) == (2023, 2, 28)
+    for bad in [(2023, 2, 29, 1), (2023, 0, 1, 1), (1, 1, 1, -1)]:
+        try:
+            add_months(*bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "statistics.quantiles", "if method == 'inclusive':", 8,
+    problem='''
+    Write `percentile(values: list[float], p: float) -> float` using linear interpolation
+    between closest ranks (the default method of NumPy and of spreadsheets' PERCENTILE.INC):
+    sort the data, compute the rank `r = (n - 1) * p / 100`, and interpolate between the
+    elements at `floor(r)` and `ceil(r)`. `p` must be in `[0, 100]`; the data must be non-empty
+    (`ValueError` otherwise). A single value is every percentile of itself. The input list must
+    not be modified.
+    ''',
+    solution='''
+    import math
+
+
+    def percentile(values: list[float], p: float) -> float:
+        """The p-th percentile (0..100) by linear interpolation between closest ranks."""
+        if not values:
+            raise ValueError("no data")
+        if not 0 <= p <= 100:
+            raise ValueError("p must be within [0, 100]")
+        data = sorted(values)
+        rank = (len(data) - 1) * p / 100
+        lo, hi = math.floor(rank), math.ceil(rank)
+        return data[lo] + (data[hi] - data[lo]) * (rank - lo)
+    ''',
+    tests='''
+    data = [15, 20, 35, 40, 50]
+    assert percentile(data, 0) == 15 and percentile(data, 100) == 50
+    assert percentile(data, 50) == 35
+    assert percentile(data, 40) == 29.0
+    assert abs(percentile([1, 2, 3, 4], 25) - 1.75) < 1e-12
+    assert percentile([7], 33) == 7
+    shuffled = [3, 1, 2]
+    assert percentile(shuffled, 50) == 2 and shuffled == [3, 1, 2]
+    import statistics
+    sample = [2.5, 9.1, 4.4, 7.0, 1.2, 8.8, 3.3]
+    assert all(abs(percentile(sample, q) - c) < 1e-9 for q, c in zip([25, 50, 75], statistics.quantiles(sample, n=4, method="inclusive")))
+    for bad in [([], 50), ([1, 2], -1), ([1, 2], 100.5)]:
+        try:
+            percentile(*bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "email.utils.formatdate", "if timeval is None:", 8,
+    problem='''
+    Write `http_date(timestamp: int) -> str` that formats a Unix timestamp (seconds since
+    1970-01-01 UTC, possibly negative) as an HTTP date in IMF-fixdate form, e.g.
+    `"Sun, 06 Nov 1994 08:49:37 GMT"`: English weekday and month abbreviations, two-digit day,
+    four-digit year, 24-hour time, always GMT. Do not use `time.strftime` or locale-dependent
+    formatting (the output must not change with the locale); `datetime` arithmetic is allowed.
+    Also write `parse_http_date(text: str) -> int`, the inverse for this exact format, raising
+    `ValueError` for anything else.
+    ''',
+    solution='''
+    import datetime
+
+    _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+    def http_date(timestamp: int) -> str:
+        """IMF-fixdate text of a Unix timestamp."""
+        t = _EPOCH + datetime.timedelta(seconds=timestamp)
+        return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+                f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT")
+
+
+    def parse_http_date(text: str) -> int:
+        """Unix timestamp of an IMF-fixdate string."""
+        parts = text.split(" ")
+        if len(parts) != 6 or parts[5] != "GMT" or parts[0][:-1] not in _DAYS or not parts[0].endswith(","):
+            raise ValueError(f"not an IMF-fixdate: {text!r}")
+        if parts[2] not in _MONTHS or len(parts[1]) != 2 or len(parts[3]) != 4:
+            raise ValueError(f"not an IMF-fixdate: {text!r}")
+        hh, mm, ss = (int(x) for x in parts[4].split(":"))
+        t = datetime.datetime(int(parts[3]), _MONTHS.index(parts[2]) + 1, int(parts[1]), hh, mm, ss,
+                              tzinfo=datetime.timezone.utc)
+        if _DAYS[t.weekday()] != parts[0][:-1]:
+            raise ValueError(f"wrong weekday in {text!r}")
+        return int((t - _EPOCH).total_seconds())
+    ''',
+    tests='''
+    assert http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
+    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert http_date(-1) == "Wed, 31 Dec 1969 23:59:59 GMT"
+    assert http_date(951782400) == "Tue, 29 Feb 2000 00:00:00 GMT"
+    assert parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
+    import email.utils
+    for ts in [1, 86399, 1700000000, 2**31]:
+        assert http_date(ts) == email.utils.formatdate(ts, usegmt=True)
+        assert parse_http_date(http_date(ts)) == ts
+    for bad in ["Mon, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT"]:
+        try:
+            parse_http_date(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)

@@ -528,8 +528,8 @@ class Tokenizer:
                 )
             start, end = len(prefix), len(upto)
             # End right after the last end-of-turn token of this turn; without one, drop trailing blanks.
-            stop_end = max((full.rfind(t, start, end) + len(t) if full.rfind(t, start, end) >= 0 else -1)
-                           for t in stop_texts) if stop_texts else -1
+            found = [(full.rfind(t, start, end), t) for t in stop_texts]
+            stop_end = max((k + len(t) for k, t in found if k >= 0), default=-1)
             if stop_end > start:
                 end = stop_end
             else:
@@ -560,7 +560,7 @@ class Tokenizer:
                 special_tokens=[(self.bos_token, self.bos_id)],
             )
         elif isinstance(backend.post_processor, processors.TemplateProcessing):
-            backend.post_processor = processors.ByteLevel(trim_offsets=False)
+            backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B")
         write_text_atomic(out / "tokenizer.json", backend.to_str(pretty=True))
         specials = {
             k: v

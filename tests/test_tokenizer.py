@@ -189,6 +189,52 @@ def test_deepseek_loss_mask(deepseek):
     assert not any(mask)
 
 
+# llama.cpp's llm_tokenizer_bpe regexes (src/llama-vocab.cpp), copied here as the reference for
+# the split; each regex in turn isolates its matches and keeps the text between them.
+LLAMA_CPP_SPLITS = {
+    "deepseek-coder": ["[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"],
+    "smollm": ["\\p{N}", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"],
+}
+GPT2_SPLIT = ["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"]
+SPLIT_TEXTS = [
+    "x = 3 + 42", "foo.bar(baz) -> None:", "a\n\nb\r\n", "abc123def", "  return\t-1  ",
+    "我想在apple工作1314151天～", "한국어 текст", "''' docstring '''", "a,b;;c...d", "if x:\n        y += 1\n",
+]
+
+
+def llama_cpp_split(text: str, exprs: list[str]) -> list[str]:
+    import regex
+
+    frags = [text]
+    for expr in exprs:
+        r, out = regex.compile(expr), []
+        for f in frags:
+            pos = 0
+            for m in r.finditer(f):
+                if m.start() > pos:
+                    out.append(f[pos : m.start()])
+                if m.end() > m.start():
+                    out.append(m.group())
+                pos = m.end()
+            if pos < len(f):
+                out.append(f[pos:])
+        frags = out
+    return frags
+
+
+@pytest.mark.parametrize("which", ["deepseek-coder", "smollm"])
+def test_pretokenizer_splits_like_llama_cpp(which, request):
+    """The test vectors hardly depend on the split (a GPT-2 split misses only one of them), so the
+    split itself is checked against llama.cpp's regexes, on text where the GPT-2 split differs."""
+    tok = request.getfixturevalue("deepseek" if which == "deepseek-coder" else "smol")
+    differs = 0
+    for t in SPLIT_TEXTS:
+        ours = [t[a:b] for _, (a, b) in tok.backend.pre_tokenizer.pre_tokenize_str(t)]
+        assert ours == llama_cpp_split(t, LLAMA_CPP_SPLITS[which]), t
+        differs += ours != llama_cpp_split(t, GPT2_SPLIT)
+    assert differs >= 2
+
+
 # -- SmolLM2 (ChatML, chat template from the GGUF) -----------------------------------------------
 
 

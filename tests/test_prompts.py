@@ -102,6 +102,7 @@ VARIANTS = {
                        f"[Tests]\n  ```python\n  {TST.replace(chr(10), chr(10) + '  ')}\n  ```",
     "horizontal_rules": f"[Problem]\n{PROBLEM}\n\n---\n\n[Solution]\n```python\n{SOL}\n```\n---\n[Tests]\n```python\n{TST}\n```\n---",
     "header_rest_same_line": f"[Problem] {PROBLEM}\n[Solution]\n```python\n{SOL}\n```\n[Tests]\n```python\n{TST}\n```",
+    "mixed_styles": f"[Problem]\n{PROBLEM}\n\n[Solution]\n```python\n{SOL}\n```\n\n### Tests\n```python\n{TST}\n```",
     "output_block_after_code": f"[Problem]\n{PROBLEM}\n[Solution]\n```python\n{SOL}\n```\nOutput:\n```\n>>> add(1, 2)\n3\n```\n"
                                 f"[Tests]\n```python\n{TST}\n```",
 }
@@ -215,3 +216,12 @@ def test_parser_never_raises_on_noise():
         assert r.ok or r.reason in REASONS
         seen.append(r)
     assert len(tally(seen)) >= 5  # the noise reaches many different outcomes
+
+
+def test_mixed_header_styles_fill_missing_sections_only():
+    text = ("[Problem]\nWrite `twice(x)`.\n### Task\nstill the problem\n\n[Solution]\n```js\nfunction twice(x) { return 2 * x; }\n```\n\n"
+            "**Tests:**\n```js\nconsole.assert(twice(2) === 4);\n```\n")
+    r = parse_response(text, "javascript")
+    assert r.ok, r
+    assert r.problem == "Write `twice(x)`.\n### Task\nstill the problem"  # "Task" is named by a bracket header
+    assert r.solution == "function twice(x) { return 2 * x; }" and r.tests == "console.assert(twice(2) === 4);"

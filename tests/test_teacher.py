@@ -463,7 +463,9 @@ def test_seed_cli(server, api_key, tmp_path, capsys):
             "--teacher-model", "m", "--api-key-env", KEY_ENV, "--limit", "3", "--concurrency", "2",
             "--timeout", "0.3", "--deadline", "0.8", "--no-progress"]
     main(args)
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out.strip().splitlines()[-1])
+    assert "2 new samples, 1 failures (no_solution 1)" in cap.err
     assert summary["samples"] == 2 and summary["failures"] == 1 and summary["reasons"] == {"no_solution": 1}
     assert server.total == 3
     main(args)

@@ -121,6 +121,11 @@ def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_ke
     records = list(itertools.islice(_iter_snippets(snippets_path), limit))
     summary = run_teacher(records, out_dir, cfg, retry_failed=retry_failed, progress=progress)
     click.echo(json.dumps(summary))
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items())
+    click.echo(f"seed: {summary['samples']} new samples, {summary['failures']} failures"
+               f"{f' ({reasons})' if reasons else ''}, {summary['already_done']} already done, "
+               f"{summary['pending']} pending; {summary['requests']} requests this run, "
+               f"${summary['cost_usd']:.4f} spent in {out_dir}", err=True)
     if summary["budget_stopped"]:
         click.echo(f"budget cap reached: {summary['pending']} snippets left pending; rerun with a larger "
                    "--budget-usd (or --max-tokens-total) to continue", err=True)

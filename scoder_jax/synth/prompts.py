@@ -319,12 +319,14 @@ def _sections(text: str) -> tuple[dict[str, str], bool]:
             h.line = i
             headers.append(h)
     # Prefer the strongest header style that names at least two sections (the format asks
-    # for brackets); otherwise use every header found.
+    # for brackets), completed by weaker headers only for the sections it does not name;
+    # otherwise use every header found.
     chosen = headers
     for style in (_STYLE_BRACKET, _STYLE_MARKDOWN):
         strong = [h for h in headers if h.style >= style]
-        if len({h.section for h in strong}) >= 2:
-            chosen = strong
+        named = {h.section for h in strong}
+        if len(named) >= 2:
+            chosen = [h for h in headers if h.style >= style or h.section not in named]
             break
     sections: dict[str, str] = {}
     current: _Header | None = None
@@ -395,7 +397,7 @@ def _unfenced_python(text: str) -> str | None:
     starts = [0] + [i + 1 for i, ln in enumerate(lines) if not ln.strip() and i + 1 < len(lines)]
     ends = [i for i, ln in enumerate(lines) if not ln.strip()] + [len(lines)]
     spans = sorted(((s, e) for s in starts for e in ends if e > s), key=lambda se: se[0] - se[1])
-    for s, e in spans[:400]:
+    for s, e in spans[:200]:
         chunk = "\n".join(lines[s:e]).strip("\n")
         if not chunk.strip():
             continue

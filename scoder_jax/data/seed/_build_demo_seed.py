@@ -2616,3 +2616,394 @@ example(
             raise AssertionError(bad)
     ''',
 )
+
+example(
+    "urllib.parse.urljoin", "resolved_path = []", 14,
+    problem='''
+    Implement RFC 3986's `remove_dot_segments` as `normalize_path(path: str) -> str` for URL
+    paths: `.` segments are dropped, `..` removes the previous segment (but never goes above the
+    root: `/../a` becomes `/a`), and a path ending in `/.` or `/..` keeps a trailing slash.
+    Empty segments (`//`) are preserved, a leading `/` is preserved, and relative paths stay
+    relative (leading `..` segments of a relative path are dropped, as the RFC specifies).
+    ''',
+    solution='''
+    def normalize_path(path: str) -> str:
+        """RFC 3986 section 5.2.4 remove_dot_segments."""
+        absolute = path.startswith("/")
+        segments = path.split("/")
+        if absolute:
+            segments = segments[1:]
+        out: list[str] = []
+        for i, seg in enumerate(segments):
+            last = i == len(segments) - 1
+            if seg == ".":
+                if last:
+                    out.append("")
+            elif seg == "..":
+                if out:
+                    out.pop()
+                if last:
+                    out.append("")
+            else:
+                out.append(seg)
+        return ("/" if absolute else "") + "/".join(out)
+    ''',
+    tests='''
+    assert normalize_path("/a/b/c/./../../g") == "/a/g"
+    assert normalize_path("mid/content=5/../6") == "mid/6"
+    assert normalize_path("/../a") == "/a"
+    assert normalize_path("/a/b/..") == "/a/"
+    assert normalize_path("/a/b/.") == "/a/b/"
+    assert normalize_path("/a//b/../c") == "/a//c"
+    assert normalize_path("../x/y") == "x/y"
+    assert normalize_path("/") == "/"
+    assert normalize_path("") == ""
+    import urllib.parse
+    assert "http://h" + normalize_path("/p/q/../r/./s") == urllib.parse.urljoin("http://h/", "/p/q/../r/./s")
+    ''',
+)
+
+example(
+    "typing._deduplicate", "all_params = set(params)", 10,
+    problem='''
+    Write `dedupe_records(records: list[dict], keys: list[str], keep: str = "first") ->
+    list[dict]` that removes records which agree on all the given key fields, keeping either
+    the first or the last record of each group (`keep` is `"first"` or `"last"`, anything else
+    raises `ValueError`). The kept records stay in their original relative order. Values may be
+    unhashable (lists, dicts); two values are equal when `==` says so. A record missing a key
+    field is treated as having `None` there. Strings are compared case-sensitively.
+    ''',
+    solution='''
+    import json
+
+
+    def _fingerprint(record: dict, keys: list[str]) -> str:
+        # JSON gives unhashable values a canonical, hashable spelling (sorted dict keys).
+        return json.dumps([record.get(k) for k in keys], sort_keys=True, default=repr)
+
+
+    def dedupe_records(records: list[dict], keys: list[str], keep: str = "first") -> list[dict]:
+        """Records made unique on `keys`, keeping the first or last of each group, in order."""
+        if keep not in ("first", "last"):
+            raise ValueError("keep must be 'first' or 'last'")
+        order = range(len(records)) if keep == "first" else range(len(records) - 1, -1, -1)
+        seen: set[str] = set()
+        kept: list[int] = []
+        for i in order:
+            fp = _fingerprint(records[i], keys)
+            if fp not in seen:
+                seen.add(fp)
+                kept.append(i)
+        return [records[i] for i in sorted(kept)]
+    ''',
+    tests='''
+    rows = [
+        {"id": 1, "email": "a@x", "tags": ["t"]},
+        {"id": 2, "email": "b@x", "tags": []},
+        {"id": 3, "email": "a@x", "tags": ["t"]},
+        {"id": 4, "email": "A@x", "tags": ["t"]},
+    ]
+    assert [r["id"] for r in dedupe_records(rows, ["email"])] == [1, 2, 4]
+    assert [r["id"] for r in dedupe_records(rows, ["email"], keep="last")] == [2, 3, 4]
+    assert [r["id"] for r in dedupe_records(rows, ["email", "tags"])] == [1, 2, 4]
+    assert [r["id"] for r in dedupe_records(rows, ["tags"])] == [1, 2]
+    assert dedupe_records([], ["k"]) == []
+    assert dedupe_records([{"a": 1}, {"b": 2}, {"a": None}], ["a"]) == [{"a": 1}, {"b": 2}]
+    assert dedupe_records([{"m": {"x": 1, "y": 2}}, {"m": {"y": 2, "x": 1}}], ["m"]) == [{"m": {"x": 1, "y": 2}}]
+    try:
+        dedupe_records(rows, ["id"], keep="middle")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("bad keep")
+    ''',
+)
+
+example(
+    "ast.literal_eval", "def _convert(node):", 9,
+    problem='''
+    Write a safe calculator `evaluate(expr: str) -> int | float` without `eval`, `exec` or
+    `ast`: a recursive-descent parser for integers and decimal numbers, the binary operators
+    `+ - * / // % **`, unary `+`/`-`, and parentheses, with Python's precedence and
+    associativity (`**` binds tighter than unary minus on its left and is right-associative:
+    `-2 ** 2 == -4`, `2 ** 3 ** 2 == 512`). Whitespace is ignored. Division by zero raises
+    `ZeroDivisionError`; any syntax error (unknown character, unbalanced parenthesis, dangling
+    operator, empty input) raises `ValueError`.
+    ''',
+    solution='''
+    import re
+
+    _TOKEN = re.compile(r"\\s*(?:(\\d+\\.\\d*|\\.\\d+|\\d+)|(\\*\\*|//|[-+*/%()]))")
+
+
+    def _tokenize(expr: str) -> list[str]:
+        tokens, pos = [], 0
+        expr = expr.rstrip()
+        while pos < len(expr):
+            m = _TOKEN.match(expr, pos)
+            if not m:
+                raise ValueError(f"unexpected character at {pos}: {expr[pos:]!r}")
+            tokens.append(m.group(1) or m.group(2))
+            pos = m.end()
+        return tokens
+
+
+    def evaluate(expr: str) -> int | float:
+        """Value of an arithmetic expression with Python's operators and precedence."""
+        tokens = _tokenize(expr)
+        pos = 0
+
+        def peek() -> str | None:
+            return tokens[pos] if pos < len(tokens) else None
+
+        def take() -> str:
+            nonlocal pos
+            if pos >= len(tokens):
+                raise ValueError("unexpected end of expression")
+            pos += 1
+            return tokens[pos - 1]
+
+        def expression() -> int | float:  # sum := term (('+'|'-') term)*
+            value = term()
+            while peek() in ("+", "-"):
+                value = value + term() if take() == "+" else value - term()
+            return value
+
+        def term() -> int | float:  # term := unary (('*'|'/'|'//'|'%') unary)*
+            value = unary()
+            while peek() in ("*", "/", "//", "%"):
+                op, rhs = take(), unary()
+                value = {"*": lambda: value * rhs, "/": lambda: value / rhs,
+                         "//": lambda: value // rhs, "%": lambda: value % rhs}[op]()
+            return value
+
+        def unary() -> int | float:  # unary := ('+'|'-') unary | power
+            if peek() in ("+", "-"):
+                return -unary() if take() == "-" else +unary()
+            return power()
+
+        def power() -> int | float:  # power := atom ('**' unary)?
+            base = atom()
+            if peek() == "**":
+                take()
+                return base ** unary()
+            return base
+
+        def atom() -> int | float:
+            tok = take()
+            if tok == "(":
+                value = expression()
+                if take() != ")":
+                    raise ValueError("expected ')'")
+                return value
+            if tok[0].isdigit() or tok[0] == ".":
+                return float(tok) if "." in tok else int(tok)
+            raise ValueError(f"unexpected token {tok!r}")
+
+        result = expression()
+        if pos != len(tokens):
+            raise ValueError(f"unexpected token {tokens[pos]!r}")
+        return result
+    ''',
+    tests='''
+    assert evaluate("1 + 2 * 3") == 7
+    assert evaluate("(1 + 2) * 3") == 9
+    assert evaluate("-2 ** 2") == -4 and evaluate("2 ** -1") == 0.5
+    assert evaluate("2 ** 3 ** 2") == 512
+    assert evaluate("7 // 2 + 7 % 3 - 10 / 4") == 1.5
+    assert evaluate(" .5 + 1. ") == 1.5
+    assert evaluate("--3") == 3 and evaluate("10 - 4 - 3") == 3
+    for expr in ["2*(3+4)**2 - -1", "100 // 7 % 4", "1.5 * (2 - 8) / 3"]:
+        assert evaluate(expr) == eval(expr)
+    try:
+        evaluate("1 / (2 - 2)")
+    except ZeroDivisionError:
+        pass
+    else:
+        raise AssertionError("division by zero")
+    for bad in ["", "1 +", "(1 + 2", "1 + 2)", "2 $ 3", "3 4", "()"]:
+        try:
+            evaluate(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad)
+    ''',
+)
+
+example(
+    "heapq._siftdown", "while pos > startpos:", 8,
+    problem='''
+    Write `shortest_route(graph: dict[str, dict[str, float]], start: str, goal: str) ->
+    tuple[float, list[str]]` using Dijkstra's algorithm with a binary heap. `graph[u][v]` is
+    the non-negative length of the directed edge u -> v; nodes may appear only as edge targets.
+    Return the total length and the node path from `start` to `goal` (inclusive). If `start ==
+    goal` return `(0, [start])`. If the goal is unreachable return `(math.inf, [])`. Raise
+    `ValueError` on a negative edge length. When several shortest paths exist, any one may be
+    returned.
+    ''',
+    solution='''
+    import heapq
+    import math
+
+
+    def shortest_route(graph: dict[str, dict[str, float]], start: str, goal: str) -> tuple[float, list[str]]:
+        """(length, path) of a shortest start -> goal path; (inf, []) if there is none."""
+        for u, edges in graph.items():
+            for v, w in edges.items():
+                if w < 0:
+                    raise ValueError(f"negative edge {u}->{v}")
+        dist = {start: 0.0}
+        prev: dict[str, str] = {}
+        heap = [(0.0, start)]
+        done: set[str] = set()
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u in done:
+                continue
+            done.add(u)
+            if u == goal:
+                break
+            for v, w in graph.get(u, {}).items():
+                nd = d + w
+                if nd < dist.get(v, math.inf):
+                    dist[v] = nd
+                    prev[v] = u
+                    heapq.heappush(heap, (nd, v))
+        if goal not in done:
+            return math.inf, []
+        path = [goal]
+        while path[-1] != start:
+            path.append(prev[path[-1]])
+        return dist[goal], path[::-1]
+    ''',
+    tests='''
+    import math
+    g = {"A": {"B": 4, "C": 1}, "C": {"B": 2, "D": 7}, "B": {"D": 1}}
+    assert shortest_route(g, "A", "D") == (4, ["A", "C", "B", "D"])
+    assert shortest_route(g, "A", "B") == (3, ["A", "C", "B"])
+    assert shortest_route(g, "A", "A") == (0, ["A"])
+    assert shortest_route(g, "D", "A") == (math.inf, [])
+    assert shortest_route(g, "A", "Z") == (math.inf, [])
+    assert shortest_route({"s": {"t": 0}}, "s", "t") == (0, ["s", "t"])
+    line = {str(i): {str(i + 1): 1} for i in range(200)}
+    assert shortest_route(line, "0", "200")[0] == 200
+    try:
+        shortest_route({"a": {"b": -1}}, "a", "b")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("negative edge")
+    ''',
+)
+
+example(
+    "random.Random.sample", "if n <= setsize:", 8,
+    problem='''
+    Write `reservoir_sample(stream: Iterable[T], k: int, rng: random.Random) -> list[T]` that
+    draws a uniform random sample of `k` items (without replacement) from an iterable of unknown
+    length in a single pass using O(k) memory (Algorithm R): keep the first `k` items, then
+    replace a random slot with the i-th item (0-based) with probability `k / (i + 1)`, choosing
+    the slot with `rng.randrange(i + 1)`. If the stream has fewer than `k` items return them all
+    in order. `k < 0` raises `ValueError`; `k == 0` returns `[]` without consuming the stream.
+    ''',
+    solution='''
+    import random
+    from typing import Iterable, TypeVar
+
+    T = TypeVar("T")
+
+
+    def reservoir_sample(stream: Iterable[T], k: int, rng: random.Random) -> list[T]:
+        """Uniform sample of k items from a stream of unknown length (Algorithm R)."""
+        if k < 0:
+            raise ValueError("k must be >= 0")
+        if k == 0:
+            return []
+        reservoir: list[T] = []
+        for i, item in enumerate(stream):
+            if i < k:
+                reservoir.append(item)
+            else:
+                j = rng.randrange(i + 1)
+                if j < k:
+                    reservoir[j] = item
+        return reservoir
+    ''',
+    tests='''
+    import random
+    assert reservoir_sample(range(3), 5, random.Random(0)) == [0, 1, 2]
+    assert reservoir_sample([], 2, random.Random(0)) == []
+    s = reservoir_sample(range(1000), 10, random.Random(42))
+    assert len(s) == 10 and len(set(s)) == 10 and all(0 <= x < 1000 for x in s)
+    assert s == reservoir_sample(iter(range(1000)), 10, random.Random(42))
+    counts = [0] * 10
+    rng = random.Random(1)
+    for _ in range(4000):
+        for x in reservoir_sample(range(10), 3, rng):
+            counts[x] += 1
+    assert all(abs(c / 4000 - 0.3) < 0.04 for c in counts)
+    def boom():
+        raise AssertionError("consumed")
+        yield
+    assert reservoir_sample(boom(), 0, random.Random(0)) == []
+    try:
+        reservoir_sample([1], -1, random.Random(0))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("k < 0")
+    ''',
+)
+
+example(
+    "difflib.get_close_matches", "result = []", 12,
+    problem='''
+    A CLI wants "did you mean ...?" hints. Write `suggest(word: str, vocabulary: list[str],
+    max_distance: int = 2, n: int = 3) -> list[str]` returning up to `n` vocabulary entries whose
+    Levenshtein distance (insertions, deletions, substitutions, each cost 1) to `word` is at
+    most `max_distance`, ordered by distance and then alphabetically. Comparison is
+    case-insensitive but entries are returned as written. An exact (case-insensitive) match is
+    distance 0. Implement the distance with an O(len(a) * len(b)) dynamic program that keeps only
+    two rows.
+    ''',
+    solution='''
+    def levenshtein(a: str, b: str) -> int:
+        """Edit distance between a and b (unit costs), with two DP rows."""
+        prev = list(range(len(b) + 1))
+        for i, ca in enumerate(a, 1):
+            cur = [i]
+            for j, cb in enumerate(b, 1):
+                cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            prev = cur
+        return prev[-1]
+
+
+    def suggest(word: str, vocabulary: list[str], max_distance: int = 2, n: int = 3) -> list[str]:
+        """Closest vocabulary entries within `max_distance` edits, best first."""
+        scored = []
+        for entry in vocabulary:
+            d = levenshtein(word.lower(), entry.lower())
+            if d <= max_distance:
+                scored.append((d, entry))
+        scored.sort()
+        return [entry for _, entry in scored[:n]]
+    ''',
+    tests='''
+    commands = ["commit", "checkout", "cherry-pick", "clone", "config", "status"]
+    assert suggest("comit", commands) == ["commit"]
+    assert suggest("statsu", commands) == ["status"]
+    assert suggest("xyzzy", commands) == []
+    assert suggest("CLONE", commands) == ["clone"]
+    assert suggest("cone", commands, max_distance=3) == ["clone", "config"]
+    assert suggest("cone", commands, max_distance=4) == ["clone", "config", "commit"]
+    assert suggest("cone", commands, max_distance=3, n=1) == ["clone"]
+    assert levenshtein("kitten", "sitting") == 3 and levenshtein("", "abc") == 3 and levenshtein("abc", "abc") == 0
+    assert suggest("ab", ["Ab", "ac", "abc"], max_distance=1) == ["Ab", "abc", "ac"]
+    ''',
+)
+
+
+if __name__ == "__main__":
+    n = write_jsonl_atomic(OUT, records())
+    print(f"wrote {n} examples to {OUT}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -272,11 +272,8 @@ class Tokenizer:
         family_stops = [self._tok.token_to_id(t) for t in FAMILY_STOP_TOKENS[family]]
         self.stop_ids: tuple[int, ...] = _unique([self.eos_id, *family_stops, *extra_stop_ids])
         self.vocab_size: int = self._tok.get_vocab_size(with_added_tokens=True)
-        self._special_ids = frozenset(
-            i
-            for i, t in self._tok.get_added_tokens_decoder().items()
-            if t.special
-        ) | frozenset(_unique([self.bos_id, self.eos_id, pad_id, *self.stop_ids]))
+        added_special = {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        self._special_ids = frozenset(added_special | {*_unique([self.bos_id, self.eos_id, pad_id, *self.stop_ids])})
 
     def with_family(self, family: str) -> "Tokenizer":
         """The same vocabulary with another family's stop tokens (and built-in template, if the model

@@ -161,10 +161,7 @@ class FaultServer:
             return self._send(h, 503, b"unavailable")
         if marker == "HANG1":
             if n == 1:
-                time.sleep(1.0)  # past the client's timeout_s
-            return self._send(h, 200, good)
-        if marker == "HANG":
-            time.sleep(1.0)
+                time.sleep(1.5)  # past the client's timeout_s
             return self._send(h, 200, good)
         if marker == "TRUNC1":  # a 200 whose JSON is cut in half (Content-Length consistent)
             return self._send(h, 200, good[: len(good) // 2]) if n == 1 else self._send(h, 200, good)
@@ -206,7 +203,7 @@ def api_key(monkeypatch):
 
 def config(url: str, **kw) -> TeacherConfig:
     base = dict(url=url, model="teacher-test", api_key_env=KEY_ENV, concurrency=4, max_retries=3,
-                backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=0.3, deadline_s=0.8, max_tokens=100)
+                backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=0.5, deadline_s=1.0, max_tokens=100)
     base.update(kw)
     return TeacherConfig(**base)
 
@@ -461,7 +458,7 @@ def test_seed_cli(server, api_key, tmp_path, capsys):
     out = tmp_path / "seed"
     args = ["seed", "--snippets", str(pool), "--out", str(out), "--teacher-url", server.url,
             "--teacher-model", "m", "--api-key-env", KEY_ENV, "--limit", "3", "--concurrency", "2",
-            "--timeout", "0.3", "--deadline", "0.8", "--no-progress"]
+            "--timeout", "0.5", "--deadline", "1.0", "--no-progress"]
     main(args)
     cap = capsys.readouterr()
     summary = json.loads(cap.out.strip().splitlines()[-1])

@@ -161,6 +161,7 @@ class _Secret:
 
     def __init__(self, env: str | None):
         self.env = env or None
+        self._used: set[str] = set()  # keys sent in this run (memory only), in case the variable changes
 
     def get(self) -> str:
         if self.env is None:
@@ -169,14 +170,16 @@ class _Secret:
         if not key:
             raise ScoderError(f"environment variable {self.env} is not set or empty: export the API key "
                               "there, or name another variable with --api-key-env")
+        self._used.add(key)
         return key
 
     def scrub(self, text: str) -> str:
         if self.env is None or not text:
             return text
-        key = os.environ.get(self.env, "").strip()
-        if len(key) >= 4 and key in text:
-            text = text.replace(key, "[redacted]")
+        keys = self._used | {os.environ.get(self.env, "").strip()}
+        for key in sorted(keys, key=len, reverse=True):
+            if len(key) >= 4 and key in text:
+                text = text.replace(key, "[redacted]")
         return text
 
 

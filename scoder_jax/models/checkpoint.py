@@ -124,6 +124,7 @@ class _SafetensorsDir:
             if not path.exists():
                 missing = next(t for t, ff in weight_map.items() if ff == f)
                 raise CheckpointError(f"{index}: shard '{f}' (holding tensor '{missing}') is missing")
+            _check_safetensors_size(path)
             try:
                 self.handles[f] = safe_open(str(path), framework="numpy")
             except Exception as e:  # safetensors raises its own error type for corrupt headers
@@ -131,8 +132,6 @@ class _SafetensorsDir:
         if weight_map is None:
             weight_map = {k: "model.safetensors" for k in self.handles["model.safetensors"].keys()}
         self.weight_map = weight_map
-        for f, h in self.handles.items():
-            _check_safetensors_size(model_dir / f)
 
     def has(self, name: str) -> bool:
         return name in self.weight_map

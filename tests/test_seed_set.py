@@ -44,11 +44,14 @@ def test_records_are_complete_and_unique(seed):
         assert 3 <= len(r["snippet"].strip().splitlines()) <= 15, r["id"]
         n_asserts = sum(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(r["tests"])))
         assert 5 <= n_asserts <= 12, (r["id"], n_asserts)
-        tree = ast.parse(r["solution"])
-        funcs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
-        public = [f for f in funcs if not f.name.startswith("_")]
-        assert public and all(ast.get_docstring(f) for f in public), r["id"]
-        assert all(f.returns is not None for f in public if f.name != "__init__"), r["id"]
+        # The API: public top-level functions, and public classes with their methods, are typed
+        # and documented (nested helpers need not be).
+        top = [n for n in ast.parse(r["solution"]).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        public = [n for n in top if not n.name.startswith("_")]
+        methods = [m for c in public if isinstance(c, ast.ClassDef) for m in c.body if isinstance(m, ast.FunctionDef)]
+        api = public + [m for m in methods if not m.name.startswith("_") or m.name == "__init__"]
+        assert public and all(ast.get_docstring(n) for n in api), r["id"]
+        assert all(n.returns is not None for n in api if isinstance(n, ast.FunctionDef)), r["id"]
         assert re.search(r"`\w+\(", r["problem"]) or "class" in r["problem"], r["id"]  # states the signature
     for key in ("snippet", "problem", "solution"):
         assert len({r[key] for r in seed}) == len(seed), f"duplicate {key}"
@@ -120,7 +123,7 @@ def test_seed_set_is_clear_of_humaneval_and_mbpp(seed):
 
     bench_grams = set().union(*(grams(t) for t in texts))
     for r in seed:
-        defined = {n.name for n in ast.walk(ast.parse(r["solution"])) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        defined = {n.name for n in ast.parse(r["solution"]).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         assert not defined & names, (r["id"], defined & names)
         assert not grams(r["problem"]) & bench_grams, r["id"]
 

@@ -1,0 +1,1 @@
+"""Scoring candidates: sandboxed execution (`execution`), multi-aspect judging, weight fitting."""

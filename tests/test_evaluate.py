@@ -15,7 +15,6 @@ import pytest
 from scoder_jax.errors import DataError, ScoderError
 from scoder_jax.evaluate import (
     MBPP_STOP,
-    Problem,
     build_program,
     evaluate_samples,
     export_evalplus,
@@ -311,6 +310,9 @@ def test_cli_user_errors_exit_2(tmp_path, toy_file, capsys):
     bad = _write_jsonl(tmp_path / "bad.jsonl", [{"task_id": "toy/add"}])
     code, _, err = _cli(["--benchmark", str(toy_file), "--samples", str(bad), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "bad.jsonl: sample 1" in err and err.count("\n") == 1
+    other = _write_jsonl(tmp_path / "other.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
+    code, _, err = _cli(["--benchmark", str(toy_file), "--samples", str(other), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "other.jsonl: sample 1: task_id 'HumanEval/0'" in err
 
 
 def test_cli_model_path_without_engine_is_a_user_error(toy_file, tmp_path, monkeypatch, capsys):

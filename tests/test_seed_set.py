@@ -8,7 +8,6 @@ import importlib
 import inspect
 import json
 import re
-import textwrap
 from pathlib import Path
 
 import pytest

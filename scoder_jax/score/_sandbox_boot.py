@@ -191,11 +191,11 @@ def _child(cfg, path, namespaces):
         if "random" in sys.modules:  # forked from the server: do not share its random state
             sys.modules["random"].seed()
         with open(path, "rb") as f:
-            code = compile(f.read(), path, "exec")
+            src = f.read()
     except BaseException as e:  # setup failure: report on stderr with a distinct code
         os.write(2, f"sandbox: child setup failed: {e!r}\n".encode())
         os._exit(125)
-    return code, path, cfg["workdir"]
+    return src, path, cfg["workdir"]
 
 
 def _count_strays():
@@ -203,6 +203,47 @@ def _count_strays():
         return sum(1 for name in os.listdir("/proc") if name.isdigit() and name != "1")
     except OSError:
         return -1
+
+
+def _children():
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:  # kernels without CONFIG_PROC_CHILDREN
+        kids = []
+        for name in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
+                        kids.append(int(name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return kids
+
+
+def _kill_descendants():
+    """A without namespaces: as child subreaper, every orphaned descendant of the program is
+    A's child; kill them, reap, repeat until none is left. Returns how many were alive."""
+    alive = set()
+    for _ in range(10000):
+        for pid in _children():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        alive.add(pid)
+                os.kill(pid, SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return len(alive)
+        import time
+
+        time.sleep(0.001)
+    return len(alive)
 
 
 def _wait_and_report(cfg, child, status_fd, namespaces):
@@ -219,7 +260,7 @@ def _wait_and_report(cfg, child, status_fd, namespaces):
     cpu = usage.ru_utime + usage.ru_stime
     strays = 0
     if namespaces:
-        while True:  # reap zombies; anything left alive is a stray
+        while True:  # reap zombies; anything left alive is a stray (killed when B exits)
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -227,6 +268,8 @@ def _wait_and_report(cfg, child, status_fd, namespaces):
             if pid == 0:
                 strays = _count_strays()
                 break
+    else:
+        strays = _kill_descendants()
     if os.WIFSIGNALED(status):
         line = f"signal {os.WTERMSIG(status)} {cpu:.3f} {strays}\n"
     else:
@@ -285,6 +328,8 @@ def _sandbox(cfg, fds, server_pid, server_sock):
         except OSError as e:
             os.write(status_fd, f"error proc: {e}\n".encode())
             os._exit(3)
+    else:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the program come back to A
     child = os.fork()
     if child == 0:
         return _child(cfg, path, namespaces)
@@ -360,7 +405,7 @@ def serve(cfg):
     os._exit(0)
 
 
-def _run_program(code, path, workdir):
+def _run_program(src, path, workdir):
     """C: runs the program as `__main__`, as `python main.py` would, then exits."""
     main = type(sys)("__main__")
     main.__file__ = path
@@ -369,7 +414,7 @@ def _run_program(code, path, workdir):
     sys.argv = [path]
     sys.path.insert(0, workdir)
     try:
-        exec(code, main.__dict__)
+        exec(compile(src, path, "exec"), main.__dict__)
         status = 0
     except SystemExit as e:
         status = _exit_status(e.code)

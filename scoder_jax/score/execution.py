@@ -16,9 +16,13 @@ Isolation, strongest first (`Limits.isolation="auto"` picks the first that works
                 mapped into the namespace and all capabilities dropped.
     uid         root without namespaces: per-worker uid (processes, signals, files), leftovers
                 killed by uid. No network isolation (logged as a warning).
-    none        plain subprocess, same uid as the caller: leftovers found through a token in
-                their environment. No network isolation, and the program can signal the
-                caller and write wherever the caller can (logged as a warning).
+    none        plain subprocess, same uid as the caller; leftovers are found as descendants
+                of the sandbox's child-subreaper process. No network isolation, and the program
+                can signal the caller and write wherever the caller can (logged as a warning).
+
+Programs are forked from a trusted fork server (`_sandbox_boot.py`) that has the commonly
+used stdlib modules imported and never runs untrusted code itself: a fresh process per
+program without paying interpreter start-up each time.
 
 `run_python` never raises for anything the program does; the `Outcome` says what happened.
 """
@@ -34,7 +38,6 @@ import math
 import os
 import re
 import resource
-import secrets
 import selectors
 import shutil
 import signal
@@ -205,29 +208,32 @@ def _isolation(requested: str) -> Isolation:
         err = _probe(requested)
         if err:
             raise SandboxError(f"sandbox isolation '{requested}' does not work on this machine: {err}")
-        return _describe(requested)
+        return _warn_if_weak(_describe(requested))
     candidates = ["namespaces", "userns", "uid", "none"] if os.geteuid() == 0 else ["userns", "none"]
     errors = []
     for mode in candidates:
         err = _probe(mode)
         if not err:
-            iso = _describe(mode)
             if errors:
                 log.warning("sandbox: stronger isolation unavailable (%s); using '%s'", "; ".join(errors), mode)
-            if not iso.network_isolated:
-                log.warning(
-                    "sandbox: NO NETWORK ISOLATION on this machine (no network namespace): sandboxed "
-                    "programs can open network connections. Run as root or enable unprivileged user "
-                    "namespaces (sysctl kernel.unprivileged_userns_clone=1) to fix this."
-                )
-            if not iso.uid_separated:
-                log.warning(
-                    "sandbox: NO PROCESS SEPARATION: sandboxed programs run as uid %d and can signal the "
-                    "caller and write any file it can.", os.geteuid()
-                )
-            return iso
+            return _warn_if_weak(_describe(mode))
         errors.append(f"{mode}: {err}")
     raise SandboxError("no sandbox isolation works here: " + "; ".join(errors))
+
+
+def _warn_if_weak(iso: Isolation) -> Isolation:
+    if not iso.network_isolated:
+        log.warning(
+            "sandbox: NO NETWORK ISOLATION (isolation '%s', no network namespace): sandboxed programs can "
+            "open network connections. Run as root, or enable unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0), to fix this.", iso.mode
+        )
+    if not iso.uid_separated:
+        log.warning(
+            "sandbox: NO PROCESS SEPARATION (isolation 'none'): sandboxed programs run as uid %d and can "
+            "signal the caller and write any file it can.", os.geteuid()
+        )
+    return iso
 
 
 def _describe(mode: str) -> Isolation:
@@ -351,7 +357,7 @@ def _rlimits(limits: Limits) -> list[tuple[int, int, int]]:
     ]
 
 
-def _child_env(workdir: str, token: str) -> dict[str, str]:
+def _child_env(workdir: str) -> dict[str, str]:
     return {
         "PATH": SAFE_PATH,
         "HOME": workdir,
@@ -362,7 +368,7 @@ def _child_env(workdir: str, token: str) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONIOENCODING": "utf-8",
         "OMP_NUM_THREADS": "1",
-        "SCODER_SANDBOX": token,
+        "SCODER_SANDBOX": "1",
     }
 
 
@@ -443,7 +449,6 @@ def _stop_servers() -> None:
 def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Outcome:
     namespaces = iso.mode in ("namespaces", "userns")
     uid = _slot_uid(slot) if iso.mode in ("namespaces", "uid") else None
-    token = secrets.token_hex(8)
     host_dir = None
     if namespaces:
         workdir = SANDBOX_WORKDIR
@@ -462,7 +467,7 @@ def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Ou
         "network": bool(limits.network),
         "site": bool(limits.site),
         "rlimits": [(r, s, h) if r != resource.RLIMIT_NPROC else (r, nproc, nproc) for r, s, h in _rlimits(limits)],
-        "env": _child_env(workdir, token),
+        "env": _child_env(workdir),
         "tmpfs_mb": max(64, 4 * limits.max_file_mb),
         "reveal": list(_reveal(limits.site)) if iso.mode == "namespaces" else [],
     }
@@ -487,7 +492,7 @@ def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Ou
     finally:
         for fd in theirs:
             os.close(fd)
-    run = _Running(pid, pidfd, *mine, iso, uid, token, limits, start)
+    run = _Running(pid, pidfd, *mine, iso, uid, limits, start)
     try:
         return run.finish()
     finally:
@@ -499,15 +504,16 @@ def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Ou
 class _Running:
     """One started sandbox: captures its output under the cap and the deadline, kills it."""
 
-    def __init__(self, pid, pidfd, out_r, err_r, status_r, iso, uid, token, limits, start):
+    def __init__(self, pid, pidfd, out_r, err_r, status_r, iso, uid, limits, start):
         self.pid, self.pidfd, self.out_r, self.err_r, self.status_r = pid, pidfd, out_r, err_r, status_r
-        self.iso, self.uid, self.token, self.limits, self.start = iso, uid, token, limits, start
+        self.iso, self.uid, self.limits, self.start = iso, uid, limits, start
         self.namespaces = iso.mode in ("namespaces", "userns")
         self.status = bytearray()
         self.b_pid = None
         self.b_pidfd = None
         self.out = {out_r: bytearray(), err_r: bytearray()}
         self.total = 0
+        self.strays = 0
 
     def close(self):
         for fd in (self.out_r, self.err_r, self.status_r, self.pidfd, self.b_pidfd):
@@ -549,7 +555,7 @@ class _Running:
                     if fd == self.pidfd:
                         sel.unregister(fd)
                         if not self.namespaces:
-                            self._kill_leftovers()  # strays may hold the pipes open
+                            self.strays += self._kill_leftovers()  # strays may hold the pipes open
                         drain_until = time.monotonic() + 0.5
                         continue
                     try:
@@ -606,22 +612,23 @@ class _Running:
             self._kill_leftovers()
 
     def _kill_leftovers(self) -> int:
-        """uid / none modes: kills processes of the slot uid (or carrying the token)."""
+        """uid / none modes: kills what is left of the program -- A's descendants (A is a child
+        subreaper, so orphans stay in its tree) and, in uid mode, every process of the slot uid."""
+        n = _kill_matching(lambda pid: _descends_from(pid, self.pid), exclude=(self.pid,))
         if self.uid is not None:
-            return _kill_matching(lambda pid: _proc_uid(pid) == self.uid)
-        needle = f"SCODER_SANDBOX={self.token}".encode()
-        return _kill_matching(lambda pid: needle in _proc_environ(pid), exclude=(os.getpid(), self.pid))
+            n += _kill_matching(lambda pid: _proc_uid(pid) == self.uid)
+        return n
 
     def finish(self) -> Outcome:
         stop = self._capture()
-        strays = 0
         if stop is not None:
             self._kill()
         else:
             _wait_fd(self.pidfd, 2.0)
             self._drain_status()
             if not self.namespaces:
-                strays = self._kill_leftovers()
+                self.strays += self._kill_leftovers()
+        strays = self.strays
         wall = time.monotonic() - self.start
         stdout = self.out[self.out_r].decode("utf-8", "replace")
         stderr = self.out[self.err_r].decode("utf-8", "replace")
@@ -714,12 +721,22 @@ def _proc_uid(pid: int) -> int | None:
     return None
 
 
-def _proc_environ(pid: int) -> bytes:
+def _ppid(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    for _ in range(64):
+        pid = _ppid(pid)
+        if pid == root:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 def _count_own_processes() -> int:

@@ -1,0 +1,249 @@
+"""`train(cfg, data, out_dir)`: supervised fine-tuning, full or LoRA, on a (data, fsdp, tensor) mesh.
+
+The run directory OUT holds `checkpoints/<step>/` (see `checkpoints.py`), `metrics.jsonl`,
+`tensorboard/`, `train_config.yaml`, `data_stats.json` and, at the end, `summary.json`. Training
+into an OUT that already has checkpoints resumes from the latest: parameters, optimizer state
+and step come back, and the data position follows from the step (the order of epoch e depends
+on (seed, e) only), so the resumed run ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from scoder_jax import parallel
+from scoder_jax.config import dump_yaml, to_dict
+from scoder_jax.errors import CheckpointError, ConfigError
+from scoder_jax.io import write_json_atomic, write_text_atomic
+from scoder_jax.models.config import ModelConfig
+from scoder_jax.models.llama import Decoder
+from scoder_jax.train import checkpoints as ckpt_lib
+from scoder_jax.train import data as data_lib
+from scoder_jax.train import metrics as metrics_lib
+from scoder_jax.train import step as step_lib
+from scoder_jax.train.config import TrainConfig
+from scoder_jax.train.optim import make_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def _say(msg: str) -> None:
+    if jax.process_index() == 0:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def init_distributed(cfg: TrainConfig) -> None:
+    d = cfg.distributed
+    if jax.distributed.is_initialized():
+        return
+    parallel.maybe_initialize_distributed(d.coordinator, d.num_processes, d.process_id, timeout_s=d.timeout_s)
+
+
+def build_mesh(cfg: TrainConfig):
+    m = cfg.mesh
+    try:
+        mesh = parallel.make_mesh(m.data, m.fsdp, m.tensor)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (set mesh.data/mesh.fsdp/mesh.tensor so their product is the device count "
+                          f"{jax.device_count()}, or one of them to -1)") from None
+    rows_axes = mesh.shape["data"] * mesh.shape["fsdp"]
+    if cfg.micro_rows % rows_axes:
+        raise ConfigError(f"batch_size / grad_accum = {cfg.micro_rows} rows per microbatch is not divisible by "
+                          f"mesh data*fsdp = {rows_axes}")
+    return mesh
+
+
+def model_overrides(cfg: TrainConfig) -> dict:
+    return dict(param_dtype=cfg.param_dtype, compute_dtype=cfg.compute_dtype, remat=cfg.remat,
+                lora=cfg.lora.model_config() if cfg.lora is not None else None)
+
+
+def init_model(model_cfg: ModelConfig, mesh, seed: int) -> Decoder:
+    """A randomly initialised model, each parameter created directly on its sharding."""
+    abstract = nnx.eval_shape(lambda: Decoder(model_cfg, rngs=nnx.Rngs(seed)))
+    graphdef, state = nnx.split(abstract)
+    shardings = parallel.variable_shardings(state, mesh)
+    state = jax.jit(lambda: nnx.state(Decoder(model_cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)()
+    return nnx.merge(graphdef, state)
+
+
+def load_initial_model(cfg: TrainConfig, mesh, model: str | None = None) -> tuple[Decoder, str | None]:
+    """(model, checkpoint path or None for a preset) from `model` or cfg.model."""
+    from scoder_jax.models.checkpoint import load_model
+    from scoder_jax.models.presets import PRESETS
+
+    spec = model or cfg.model
+    over = model_overrides(cfg)
+    if not Path(spec).exists() and spec in PRESETS:
+        return init_model(PRESETS[spec].replace(**over), mesh, cfg.seed), None
+    if not Path(spec).exists():
+        raise ConfigError(f"model {spec!r} is neither a checkpoint path nor a preset ({', '.join(sorted(PRESETS))})")
+    return load_model(spec, mesh=mesh, **over), spec
+
+
+def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Path, *, model: str | None = None,
+          tokenizer=None, resume: bool = True) -> dict:
+    """Trains and checkpoints into `out_dir`; returns a summary dict.
+
+    `data`: a JSONL path or a list of records (see `scoder_jax.train.data`). `model` overrides
+    cfg.model; `tokenizer` (a Tokenizer) overrides cfg.tokenizer. With `resume`, an `out_dir`
+    holding checkpoints continues from its latest; otherwise it must not hold any.
+    """
+    t_start = time.time()
+    init_distributed(cfg)
+    out_dir = Path(out_dir).absolute()
+    mesh = build_mesh(cfg)
+    model_obj, model_path = load_initial_model(cfg, mesh, model)
+    mcfg = model_obj.cfg
+    tok = tokenizer if tokenizer is not None else data_lib.resolve_tokenizer(cfg.tokenizer, model_path)
+
+    # data
+    if isinstance(data, (str, Path)):
+        ds = data_lib.load_dataset(data, tok, cfg, vocab_size=mcfg.vocab_size)
+    else:
+        ds = data_lib.build_dataset(list(data), tok, cfg, vocab_size=mcfg.vocab_size)
+    plan = data_lib.DataPlan(ds, cfg)
+    total = plan.total_steps
+    primary = jax.process_index() == 0
+    if primary:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / "train_config.yaml", dump_yaml(cfg))
+        write_json_atomic(out_dir / "data_stats.json", {**ds.stats, "samples": len(ds), "fingerprint": ds.fingerprint(),
+                                                         "loss_tokens": ds.loss_tokens,
+                                                         "rows_per_epoch": [len(plan.rows(e)) for e in range(cfg.epochs)],
+                                                         "steps_per_epoch": plan.steps_per_epoch})
+
+    # parameters, optimizer, shardings
+    trainable = nnx.LoRAParam if mcfg.lora is not None else nnx.Param
+    graphdef, params, frozen = step_lib.split_model(model_obj, trainable)
+    del model_obj
+    if not params:
+        raise ConfigError("the model has no trainable parameters")
+    p_sh, f_sh = step_lib.shardings_of(nnx.merge(graphdef, params, frozen), trainable, mesh)
+    tx, schedule = make_optimizer(cfg.optim, total)
+    o_sh = step_lib.opt_state_shardings(tx, params, p_sh, mesh)
+    opt_state = jax.jit(tx.init, out_shardings=o_sh)(params)
+
+    # resume
+    ckpt = ckpt_lib.TrainCheckpointer(out_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save,
+                                      model_cfg=mcfg, tokenizer=tok)
+    start = 0
+    latest = ckpt.latest_step()
+    if latest is not None:
+        if not resume:
+            raise CheckpointError(f"{ckpt.dir}: holds checkpoints (latest step {latest}); resume, or use a fresh --out")
+        params, opt_state, meta = ckpt.restore(latest, step_lib.abstract_like(params, p_sh),
+                                               step_lib.abstract_like(opt_state, o_sh))
+        start = int(meta["step"])
+        if meta.get("data_fingerprint") != ds.fingerprint():
+            log.warning("%s: the data differ from those the checkpoint was trained on; the data position "
+                        "(epoch %s, batch %s) is kept by step", ckpt.dir / str(latest),
+                        meta["data_position"]["epoch"], meta["data_position"]["batch_in_epoch"])
+        if meta.get("train", {}).get("optim") != to_dict(cfg.optim) or meta.get("total_steps") != total:
+            log.warning("%s: optimizer settings or step count differ from the checkpoint's run; "
+                        "the resumed run will not match an uninterrupted one", ckpt.dir / str(latest))
+        _say(f"resuming from {ckpt.dir / str(latest)} (step {start} of {total})")
+
+    metrics = metrics_lib.MetricsLogger(out_dir, tensorboard=cfg.tensorboard, resume_step=start)
+    bsh = step_lib.batch_sharding(mesh)
+    step_fn = step_lib.build_step(graphdef, tx, grad_accum=cfg.grad_accum, loss_chunk=cfg.loss_chunk)
+    jitted = step_lib.jit_step(step_fn, p_sh, o_sh, f_sh, bsh)
+
+    t0 = time.time()
+    compiled, mem = step_lib.compile_step(
+        jitted, step_lib.abstract_like(params, p_sh), step_lib.abstract_like(opt_state, o_sh),
+        step_lib.abstract_like(frozen, f_sh), step_lib.abstract_batch(cfg.grad_accum, cfg.micro_rows, cfg.seq_len, bsh))
+    compile_s = time.time() - t0
+    n_train = int(sum(x.size for x in jax.tree.leaves(params)))
+    n_frozen = int(sum(x.size for x in jax.tree.leaves(frozen)))
+    if mem:
+        _say(f"compiled the step in {compile_s:.1f}s; per-device memory (XLA analysis): "
+             f"arguments {mem['argument'] / 2**20:.1f} MiB, outputs {mem['output'] / 2**20:.1f} MiB "
+             f"(aliased {mem['alias'] / 2**20:.1f}), temporaries {mem['temp'] / 2**20:.1f} MiB, "
+             f"total {mem['total'] / 2**20:.1f} MiB")
+    step_lib.check_fits(mem)
+    _say(f"training {mcfg.name}: {n_train:,} trainable / {n_train + n_frozen:,} parameters "
+         f"({'LoRA' if mcfg.lora else 'full'}), mesh {dict(mesh.shape)}, {len(ds)} samples, "
+         f"{total} steps of {cfg.batch_size} x {cfg.seq_len}")
+    metrics.event({"event": "start", "step": start, "total_steps": total, "compile_s": compile_s, "memory": mem,
+                   "trainable_params": n_train, "params": n_train + n_frozen, "mesh": dict(mesh.shape),
+                   "processes": jax.process_count()})
+
+    flops_tok = metrics_lib.train_flops_per_token(mcfg, cfg.seq_len)
+    peak, _peak_src = metrics_lib.peak_flops_per_device(cfg.compute_dtype) if total > start else (0.0, "")
+    # a CPU host's simulated devices share its cores: the measured peak is per host
+    peak_total = peak * (jax.process_count() if jax.devices()[0].platform == "cpu" else jax.device_count())
+    progress = metrics_lib.Progress(total, start, cfg.progress)
+
+    lrs_since_ckpt: list[float] = []
+    pending = None  # (step number, device metrics, tokens, loss tokens) of the last dispatched step
+    t_last = time.time()
+    last_loss = float("nan")
+    tokens_done = 0
+
+    def flush(p) -> None:
+        nonlocal t_last, last_loss, tokens_done
+        s, m, ntok = p
+        loss, gnorm, ntgt = (float(x) for x in jax.device_get((m["loss"], m["grad_norm"], m["tokens"])))
+        now = time.time()
+        dt = max(now - t_last, 1e-9)
+        t_last = now
+        tps = ntok / dt
+        last_loss = loss
+        tokens_done += ntok
+        rec = {"loss": loss, "grad_norm": gnorm, "lr": float(schedule(s - 1)), "tokens": ntok,
+               "loss_tokens": int(ntgt), "tokens_per_s": tps, "mfu": tps * flops_tok / peak_total if peak_total else 0.0,
+               "step_s": dt, "epoch": plan.position(s - 1)[0]}
+        if s % cfg.log_every == 0 or s == total:
+            metrics.log(s, rec)
+        progress.update(s, loss, tps)
+
+    for s in range(start, total):
+        batch = plan.device_batch(s, bsh)
+        ntok = int(sum(plan.lengths[i] for r in plan.step_rows(s) for i in r))  # non-padding positions
+        params, opt_state, m = compiled(params, opt_state, frozen, batch)
+        lrs_since_ckpt.append(float(schedule(s)))
+        if pending is not None:
+            flush(pending)
+        pending = (s + 1, m, ntok)
+        done = s + 1
+        every = cfg.checkpoint.every_steps
+        if (every and done % every == 0) or (cfg.checkpoint.at_epoch_end and plan.is_epoch_end(s)) or done == total:
+            flush(pending)
+            pending = None
+            meta = {"lr": lrs_since_ckpt[-1], "mean_lr": float(np.mean(lrs_since_ckpt)),
+                    "data_position": plan.position_dict(done), "epoch_end": plan.is_epoch_end(s),
+                    "total_steps": total, "data_fingerprint": ds.fingerprint(), "train": to_dict(cfg),
+                    "loss": last_loss, "trainable": "lora" if mcfg.lora is not None else "full"}
+            ckpt.save(done, params, opt_state, meta)
+            lrs_since_ckpt = []
+    if pending is not None:
+        flush(pending)
+    ckpt.wait()
+    progress.close()
+    infos = ckpt_lib.list_checkpoints(out_dir, repair=primary, tokenizer=tok)
+    summary = {
+        "steps": total, "resumed_from": start if latest is not None else None, "final_loss": last_loss,
+        "tokens": tokens_done, "elapsed_s": time.time() - t_start, "compile_s": compile_s, "memory": mem,
+        "trainable_params": n_train, "params": n_train + n_frozen, "data": ds.stats, "samples": len(ds),
+        "checkpoints": [{"step": i.step, "path": str(i.path), "lr": i.lr} for i in infos],
+        "out_dir": str(out_dir),
+    }
+    metrics.event({"event": "end", "step": total, "final_loss": last_loss})
+    metrics.close()
+    ckpt.close()
+    if primary:
+        write_json_atomic(out_dir / "summary.json", summary)
+    return summary
+
+
+__all__ = ["train", "init_model", "load_initial_model", "build_mesh", "model_overrides"]

@@ -387,3 +387,38 @@ def test_cli_entry_point_prints_json(tmp_path):
     assert res.returncode == 1
     rec = json.loads(res.stdout.strip().splitlines()[-1])
     assert rec["status"] == "failed" and rec["exit_code"] == 3 and rec["stdout"] == "x\n"
+
+
+def _processes_of_uid(uid: int) -> list[int]:
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if execution._proc_uid(pid) == uid]
+
+
+def test_uid_mode_kills_everything_of_the_slot_uid():
+    """'uid' isolation (root without namespaces) is not selectable where the interpreter sits
+    under a 0700 home, so drive it directly with programs that need only preloaded modules."""
+    if os.geteuid() != 0:
+        pytest.skip("uid isolation needs root")
+    iso = execution._describe("uid")
+    limits = Limits(timeout_s=2, memory_mb=256, isolation="uid")
+    slot = execution._UID_SLOTS - 1
+    uid = execution._slot_uid(slot)
+    daemon = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+              "        time.sleep(1000)\n    os._exit(0)\nos.wait()\nprint(os.getuid())\n")
+    out = execution._run(daemon, limits, "", iso, slot)
+    assert out.status == "failed" and "left" in out.reason and out.stdout == f"{uid}\n"
+    assert not _processes_of_uid(uid)
+    t = time.monotonic()
+    out = execution._run(daemon.replace("print(os.getuid())", "time.sleep(1000)"), limits, "", iso, slot)
+    assert out.status == "timeout" and time.monotonic() - t < limits.timeout_s + 1
+    assert not _processes_of_uid(uid)
+    out = execution._run("import os; os.kill(os.getppid(), 9)", limits, "", iso, slot)
+    assert out.status == "failed" and "PermissionError" in out.stderr
+
+
+def test_fork_server_is_restarted_after_it_dies():
+    assert run_python("print(1)").passed
+    server = execution._SERVERS[False]
+    server.proc.kill()
+    server.proc.wait()
+    out = run_python("print(2)")
+    assert out.passed and out.stdout == "2\n"

@@ -189,6 +189,10 @@ _PROBE_LOCK = threading.Lock()
 _PROBE = """
 import math, os, socket, sys
 mode = {mode!r}
+# the interpreter's own files must be reachable (the server preloads some modules, not all)
+assert os.access(os.path.realpath(sys.executable), os.X_OK), "cannot execute " + sys.executable
+os.listdir(os.path.dirname(os.__file__))
+import _bz2, zipfile
 if mode in ("namespaces", "userns"):
     assert os.getpid() == 2, os.getpid()
     try:

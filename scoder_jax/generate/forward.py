@@ -1,0 +1,185 @@
+"""The decoder's forward pass specialised for generation: prefill and one decode step.
+
+Same math as `scoder_jax.models.llama.Decoder` (it reuses its projections, norms and RoPE),
+with a memory layout chosen for decoding speed:
+
+- weights are split per layer (a Python list, the layer loop unrolled), so no step slices a
+  stacked weight or cache;
+- the KV cache is one buffer per layer, `k`/`v` [B, K, S, D] (slots contiguous per kv head),
+  updated in place (the caller donates it); a decode step writes slot `pos` of every row and
+  attends to slots `<= pos`;
+- decode attention can run over blocks of `block` slots up to the longest live row (a dynamic
+  loop), so its cost follows the rows' lengths, not the cache size.
+
+Shapes: B rows, T tokens, S cache slots, E embed, H heads, K kv heads, G = H / K, D head_dim,
+V vocab, L layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from scoder_jax.models import rope as rope_lib
+from scoder_jax.models.config import ModelConfig
+from scoder_jax.models.llama import _proj, lora_specs, param_specs, rms_norm
+
+Weights = dict[str, Any]  # {"embed", "final_norm", ["lm_head"], "layers": [ {name: [...]} * L ]}
+LayerCache = tuple[jax.Array, jax.Array]  # k, v [B, K, S, D]
+
+
+def layer_param_names(cfg: ModelConfig) -> list[str]:
+    specs = {**param_specs(cfg), **lora_specs(cfg)}
+    return [n for n, (_, axes) in specs.items() if axes[0] == "layers"]
+
+
+def global_param_names(cfg: ModelConfig) -> list[str]:
+    specs = {**param_specs(cfg), **lora_specs(cfg)}
+    return [n for n, (_, axes) in specs.items() if axes[0] != "layers"]
+
+
+def split_weights(cfg: ModelConfig, params: dict[str, jax.Array]) -> Weights:
+    """Stacked parameters {name: [L, ...]} -> per-layer weights (a copy; run it under jit)."""
+    w: Weights = {n: params[n] for n in global_param_names(cfg)}
+    names = layer_param_names(cfg)
+    w["layers"] = [{n: params[n][i] for n in names} for i in range(cfg.num_layers)]
+    return w
+
+
+def weight_axes(cfg: ModelConfig) -> Weights:
+    """Logical axes of every leaf of `split_weights`' result (for shardings)."""
+    specs = {**param_specs(cfg), **lora_specs(cfg)}
+    w: Weights = {n: specs[n][1] for n in global_param_names(cfg)}
+    w["layers"] = [{n: specs[n][1][1:] for n in layer_param_names(cfg)} for _ in range(cfg.num_layers)]
+    return w
+
+
+def init_caches(cfg: ModelConfig, batch: int, slots: int, dtype: Any = None) -> list[LayerCache]:
+    dtype = jnp.dtype(dtype or cfg.compute_dtype)
+    shape = (batch, cfg.num_kv_heads, slots, cfg.head_dim)
+    return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(cfg.num_layers)]
+
+
+def logits_of(cfg: ModelConfig, w: Weights, h: jax.Array) -> jax.Array:
+    """h [..., E] (after the final norm) -> logits [..., V] fp32."""
+    cd = jnp.dtype(cfg.compute_dtype)
+    if cfg.tie_embeddings:
+        return jnp.einsum("...e,ve->...v", h.astype(cd), w["embed"].astype(cd), preferred_element_type=jnp.float32)
+    return jnp.einsum("...e,ev->...v", h.astype(cd), w["lm_head"].astype(cd), preferred_element_type=jnp.float32)
+
+
+def _qkv(cfg: ModelConfig, p: dict, x: jax.Array, cos, sin):
+    cd = x.dtype
+    q = _proj(cfg, p, "q", x, "bte,ehd->bthd", ("bte,er->btr", "btr,rhd->bthd"))
+    k = _proj(cfg, p, "k", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
+    v = _proj(cfg, p, "v", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
+    if cfg.qkv_bias:
+        q, k, v = q + p["bq"].astype(cd), k + p["bk"].astype(cd), v + p["bv"].astype(cd)
+    return rope_lib.apply_rope(q, cos, sin), rope_lib.apply_rope(k, cos, sin), v
+
+
+def _out_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.Array) -> jax.Array:
+    cd = h.dtype
+    o = _proj(cfg, p, "o", attn, "bthd,hde->bte", ("bthd,hdr->btr", "btr,re->bte"))
+    if cfg.o_bias:
+        o = o + p["bo"].astype(cd)
+    h = h + o
+    x = rms_norm(h, p["mlp_norm"], cfg.rms_norm_eps)
+    gate = _proj(cfg, p, "gate", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
+    up = _proj(cfg, p, "up", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
+    return h + _proj(cfg, p, "down", jax.nn.silu(gate) * up, "btf,fe->bte", ("btf,fr->btr", "btr,re->bte"))
+
+
+def prefill(cfg: ModelConfig, w: Weights, tokens: jax.Array, lengths: jax.Array):
+    """tokens [P, T] right-padded, lengths [P] -> (logits of each row's last token [P, V] fp32,
+    per-layer k, v [P, K, T, D] for slots 0..T-1). Causal attention; padding sees nothing real
+    that matters (it lies after the prompt, and decoding overwrites it slot by slot)."""
+    cd = jnp.dtype(cfg.compute_dtype)
+    P, T = tokens.shape
+    positions = jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (P, T))
+    cos, sin = rope_lib.cos_sin(cfg, positions)
+    idx = jnp.arange(T)
+    mask = idx[:, None] >= idx[None, :]  # [T, T]
+    h = jnp.take(w["embed"], tokens, axis=0).astype(cd)
+    kvs = []
+    for p in w["layers"]:
+        x = rms_norm(h, p["attn_norm"], cfg.rms_norm_eps)
+        q, k, v = _qkv(cfg, p, x, cos, sin)
+        K = k.shape[2]
+        qg = q.reshape(P, T, K, -1, q.shape[-1])
+        s = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) * (q.shape[-1] ** -0.5)
+        s = jnp.where(mask, s, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(s, axis=-1).astype(v.dtype)
+        attn = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(q.shape)
+        h = _out_and_mlp(cfg, p, h, attn)
+        kvs.append((jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)))
+    last = jnp.take_along_axis(h, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [P, E]
+    last = rms_norm(last, w["final_norm"], cfg.rms_norm_eps)
+    return logits_of(cfg, w, last), kvs
+
+
+def decode_attention(q: jax.Array, ck: jax.Array, cv: jax.Array, pos: jax.Array, n_live: jax.Array | None,
+                     block: int | None) -> jax.Array:
+    """q [B, H, D]; ck, cv [B, K, S, D]; pos [B] -> [B, H, D], attending to slots <= pos.
+
+    With `block`, slots are visited in blocks of `block` (online softmax) up to block
+    `n_live` (dynamic), so the cost follows the longest live row; otherwise all S slots.
+    """
+    B, H, D = q.shape
+    K, S = ck.shape[1], ck.shape[2]
+    qg = q.reshape(B, K, H // K, D)
+    scale = D ** -0.5
+    if block is None or block >= S:
+        s = jnp.einsum("bkgd,bksd->bkgs", qg, ck, preferred_element_type=jnp.float32) * scale
+        mask = jnp.arange(S)[None, :] <= pos[:, None]
+        s = jnp.where(mask[:, None, None], s, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(s, axis=-1).astype(cv.dtype)
+        return jnp.einsum("bkgs,bksd->bkgd", probs, cv).reshape(B, H, D)
+
+    def body(j, carry):
+        m, l, acc = carry
+        kb = jax.lax.dynamic_slice_in_dim(ck, j * block, block, axis=2)
+        vb = jax.lax.dynamic_slice_in_dim(cv, j * block, block, axis=2)
+        s = jnp.einsum("bkgd,bksd->bkgs", qg, kb, preferred_element_type=jnp.float32) * scale
+        mask = (j * block + jnp.arange(block))[None, :] <= pos[:, None]
+        s = jnp.where(mask[:, None, None], s, -jnp.inf)
+        m_new = jnp.maximum(m, jnp.max(s, axis=-1))
+        p = jnp.exp(s - m_new[..., None])
+        a = jnp.exp(m - m_new)
+        acc = acc * a[..., None] + jnp.einsum("bkgs,bksd->bkgd", p.astype(cv.dtype), vb,
+                                               preferred_element_type=jnp.float32)
+        return m_new, l * a + jnp.sum(p, axis=-1), acc
+
+    G = H // K
+    # slot 0 is always live (pos >= 0), so m is finite after the first block
+    init = (jnp.full((B, K, G), -jnp.inf, jnp.float32), jnp.zeros((B, K, G), jnp.float32),
+            jnp.zeros((B, K, G, D), jnp.float32))
+    _, l, acc = jax.lax.fori_loop(0, n_live, body, init)
+    return (acc / l[..., None]).astype(cv.dtype).reshape(B, H, D)
+
+
+def decode_step(cfg: ModelConfig, w: Weights, caches: list[LayerCache], tok: jax.Array, pos: jax.Array,
+                *, block: int | None = None):
+    """tok [B] fed at slot pos [B] -> (next-token logits [B, V] fp32, updated caches)."""
+    cd = jnp.dtype(cfg.compute_dtype)
+    B = tok.shape[0]
+    S = caches[0][0].shape[2]
+    cos, sin = rope_lib.cos_sin(cfg, pos[:, None])
+    rows = jnp.arange(B)
+    n_live = None
+    if block is not None and block < S:
+        n_live = jnp.minimum(jnp.max(pos) // block + 1, S // block)
+    h = jnp.take(w["embed"], tok, axis=0).astype(cd)[:, None, :]  # [B, 1, E]
+    out = []
+    for p, (ck, cv) in zip(w["layers"], caches):
+        x = rms_norm(h, p["attn_norm"], cfg.rms_norm_eps)
+        q, k, v = _qkv(cfg, p, x, cos, sin)
+        ck = ck.at[rows, :, pos].set(k[:, 0].astype(ck.dtype), mode="drop")
+        cv = cv.at[rows, :, pos].set(v[:, 0].astype(cv.dtype), mode="drop")
+        attn = decode_attention(q[:, 0], ck.astype(cd), cv.astype(cd), pos, n_live, block)
+        h = _out_and_mlp(cfg, p, h, attn[:, None])
+        out.append((ck, cv))
+    h = rms_norm(h[:, 0], w["final_norm"], cfg.rms_norm_eps)
+    return logits_of(cfg, w, h), out

@@ -120,11 +120,12 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
         ds = data_lib.build_dataset(list(data), tok, cfg, vocab_size=mcfg.vocab_size)
     plan = data_lib.DataPlan(ds, cfg)
     total = plan.total_steps
+    fingerprint = ds.fingerprint()
     primary = jax.process_index() == 0
     if primary:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "train_config.yaml", dump_yaml(cfg))
-        write_json_atomic(out_dir / "data_stats.json", {**ds.stats, "samples": len(ds), "fingerprint": ds.fingerprint(),
+        write_json_atomic(out_dir / "data_stats.json", {**ds.stats, "samples": len(ds), "fingerprint": fingerprint,
                                                          "loss_tokens": ds.loss_tokens,
                                                          "rows_per_epoch": [len(plan.rows(e)) for e in range(cfg.epochs)],
                                                          "steps_per_epoch": plan.steps_per_epoch})
@@ -151,7 +152,7 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
         params, opt_state, meta = ckpt.restore(latest, step_lib.abstract_like(params, p_sh),
                                                step_lib.abstract_like(opt_state, o_sh))
         start = int(meta["step"])
-        if meta.get("data_fingerprint") != ds.fingerprint():
+        if meta.get("data_fingerprint") != fingerprint:
             log.warning("%s: the data differ from those the checkpoint was trained on; the data position "
                         "(epoch %s, batch %s) is kept by step", ckpt.dir / str(latest),
                         meta["data_position"]["epoch"], meta["data_position"]["batch_in_epoch"])
@@ -192,49 +193,41 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     progress = metrics_lib.Progress(total, start, cfg.progress)
 
     lrs_since_ckpt: list[float] = []
-    pending = None  # (step number, device metrics, tokens, loss tokens) of the last dispatched step
-    t_last = time.time()
     last_loss = float("nan")
     tokens_done = 0
-
-    def flush(p) -> None:
-        nonlocal t_last, last_loss, tokens_done
-        s, m, ntok = p
-        loss, gnorm, ntgt = (float(x) for x in jax.device_get((m["loss"], m["grad_norm"], m["tokens"])))
-        now = time.time()
-        dt = max(now - t_last, 1e-9)
-        t_last = now
-        tps = ntok / dt
-        last_loss = loss
-        tokens_done += ntok
-        rec = {"loss": loss, "grad_norm": gnorm, "lr": float(schedule(s - 1)), "tokens": ntok,
-               "loss_tokens": int(ntgt), "tokens_per_s": tps, "mfu": tps * flops_tok / peak_total if peak_total else 0.0,
-               "step_s": dt, "epoch": plan.position(s - 1)[0]}
-        if s % cfg.log_every == 0 or s == total:
-            metrics.log(s, rec)
-        progress.update(s, loss, tps)
-
+    window = {"t": time.time(), "tokens": 0, "steps": 0}  # throughput since the last logged step
+    batch = plan.device_batch(start, bsh) if start < total else None
     for s in range(start, total):
-        batch = plan.device_batch(s, bsh)
+        done = s + 1
         ntok = int(sum(plan.lengths[i] for r in plan.step_rows(s) for i in r))  # non-padding positions
         params, opt_state, m = compiled(params, opt_state, frozen, batch)
-        lrs_since_ckpt.append(float(schedule(s)))
-        if pending is not None:
-            flush(pending)
-        pending = (s + 1, m, ntok)
-        done = s + 1
+        if done < total:
+            batch = plan.device_batch(done, bsh)  # built on the host while the device runs step s
+        lr = float(schedule(s))
+        lrs_since_ckpt.append(lr)
+        # replicated scalars: this host's copy (a multi-host array is not fully addressable); blocks on step s
+        loss, gnorm, ntgt = (float(np.asarray(m[k].addressable_data(0))) for k in ("loss", "grad_norm", "tokens"))
+        last_loss = loss
+        tokens_done += ntok
+        window["tokens"] += ntok
+        window["steps"] += 1
+        now = time.time()
+        dt = max(now - window["t"], 1e-9)
+        tps = window["tokens"] / dt
+        progress.update(done, loss, tps)
+        if done % cfg.log_every == 0 or done == total:
+            metrics.log(done, {"loss": loss, "grad_norm": gnorm, "lr": lr, "tokens": ntok, "loss_tokens": int(ntgt),
+                               "tokens_per_s": tps, "mfu": tps * flops_tok / peak_total if peak_total else 0.0,
+                               "step_s": dt / window["steps"], "epoch": plan.position(s)[0]})
+            window = {"t": now, "tokens": 0, "steps": 0}
         every = cfg.checkpoint.every_steps
         if (every and done % every == 0) or (cfg.checkpoint.at_epoch_end and plan.is_epoch_end(s)) or done == total:
-            flush(pending)
-            pending = None
-            meta = {"lr": lrs_since_ckpt[-1], "mean_lr": float(np.mean(lrs_since_ckpt)),
+            meta = {"lr": lr, "mean_lr": float(np.mean(lrs_since_ckpt)),
                     "data_position": plan.position_dict(done), "epoch_end": plan.is_epoch_end(s),
-                    "total_steps": total, "data_fingerprint": ds.fingerprint(), "train": to_dict(cfg),
-                    "loss": last_loss, "trainable": "lora" if mcfg.lora is not None else "full"}
+                    "total_steps": total, "data_fingerprint": fingerprint, "train": to_dict(cfg),
+                    "loss": loss, "trainable": "lora" if mcfg.lora is not None else "full"}
             ckpt.save(done, params, opt_state, meta)
             lrs_since_ckpt = []
-    if pending is not None:
-        flush(pending)
     ckpt.wait()
     progress.close()
     infos = ckpt_lib.list_checkpoints(out_dir, repair=primary, tokenizer=tok)

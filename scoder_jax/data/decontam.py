@@ -3,7 +3,8 @@ or solution.
 
 Two checks, as bigcode's decontamination does and a step beyond it:
 
-- substring: the benchmark's prompts, docstrings and solutions, case-folded and with whitespace
+- substring: the benchmark's prompts, docstrings, function signatures (`def` lines) and
+  solutions, case-folded and with whitespace
   runs collapsed, searched in each snippet (one Aho-Corasick automaton for all of them);
   strings shorter than `min_substring_chars` (`return x + y`, `return len(string)`) are
   whitelisted as trivial, and listed in the manifest;
@@ -44,7 +45,7 @@ MBPP_HUB_REPO = "google-research-datasets/mbpp"
 class BenchmarkItem:
     benchmark: str
     item_id: str
-    fields: tuple[tuple[str, str], ...]   # (role, text): role is "prompt", "docstring" or "solution"
+    fields: tuple[tuple[str, str], ...]   # (role, text): "prompt", "docstring", "signature", "solution"
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,28 @@ def docstrings(code: str) -> list[str]:
     return out
 
 
+def signatures(code: str) -> list[str]:
+    """The `def ...:` lines of the functions in `code` (empty if it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return []
+    lines = code.splitlines()
+    return [lines[n.lineno - 1].strip() for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.lineno <= len(lines)]
+
+
 def _item(benchmark: str, item_id: str, prompts: list[str], solutions: list[str]) -> BenchmarkItem:
     fields: list[tuple[str, str]] = []
     for p in prompts:
         if p and p.strip():
             fields.append(("prompt", p))
             fields.extend(("docstring", d) for d in docstrings(p))
-    fields.extend(("solution", s) for s in solutions if s and s.strip())
+            fields.extend(("signature", d) for d in signatures(p))
+    for s in solutions:
+        if s and s.strip():
+            fields.append(("solution", s))
+            fields.extend(("signature", d) for d in signatures(s))
     return BenchmarkItem(benchmark, str(item_id), tuple(dict.fromkeys(fields)))
 
 

@@ -5,7 +5,8 @@
 - Near: MinHash signatures (`datasketch`, 256 permutations) of 5-token shingles, indexed in a
   `MinHashLSH` at Jaccard 0.7; the first snippet of a cluster (in stream order) is kept.
 
-Shingles are taken over code tokens in which *local names* are canonicalised: an identifier that
+Shingles are taken over code tokens (a string literal is one token, line comments are dropped)
+in which *local names* are canonicalised: an identifier that
 is neither a keyword, nor an attribute (after `.`), nor called (before `(`) becomes `v0`, `v1`, ...
 by order of first appearance. A copy with renamed variables therefore has the same shingles,
 while code calling different functions or touching different attributes stays apart.
@@ -23,7 +24,13 @@ import re
 import numpy as np
 
 _WS = re.compile(r"\s+")
-_TOKEN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*|\d+(?:\.\d+)?|\"\"\"|'''|==|!=|<=|>=|->|=>|::|&&|\|\||\S")
+_STRINGS = r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`'
+_REST = r"|[A-Za-z_$][A-Za-z0-9_$]*|\d+(?:\.\d+)?|==|!=|<=|>=|->|=>|::|&&|\|\||\S"
+# A string literal is one token; line comments (dropped) start with "#" or "//" by language.
+_TOKEN_HASH = re.compile(_STRINGS + r"|#[^\n]*" + _REST)
+_TOKEN_SLASH = re.compile(_STRINGS + r"|//[^\n]*" + _REST)
+_HASH_COMMENT_LANGS = frozenset({"python", "shell", "ruby", "perl", "r", "makefile", "julia", "elixir", "cmake",
+                                 "dockerfile", "powershell", "nim"})
 # Keywords of the languages we read; they keep their spelling in shingles.
 _KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset("""
     abstract auto bool boolean break byte case catch char chan const constexpr continue default defer
@@ -44,9 +51,10 @@ def exact_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(normalize_exact(text).encode("utf-8"), digest_size=8).digest(), "big")
 
 
-def canonical_tokens(text: str) -> list[str]:
+def canonical_tokens(text: str, lang: str | None = None) -> list[str]:
     """Code tokens with local names replaced by `v0`, `v1`, ... (see module docstring)."""
-    toks = _TOKEN.findall(text)
+    pattern, comment = (_TOKEN_HASH, "#") if lang in _HASH_COMMENT_LANGS else (_TOKEN_SLASH, "//")
+    toks = [t if t[0] not in "\"'`" else _WS.sub(" ", t) for t in pattern.findall(text) if not t.startswith(comment)]
     names: dict[str, str] = {}
     out: list[str] = []
     n = len(toks)
@@ -61,9 +69,9 @@ def canonical_tokens(text: str) -> list[str]:
     return out
 
 
-def shingles(text: str, n: int = 5) -> list[bytes]:
+def shingles(text: str, n: int = 5, lang: str | None = None) -> list[bytes]:
     """The distinct n-token shingles of the canonical token stream (one shingle if shorter)."""
-    toks = canonical_tokens(text)
+    toks = canonical_tokens(text, lang)
     if len(toks) <= n:
         return [" ".join(toks).encode("utf-8")] if toks else []
     return list(dict.fromkeys(" ".join(toks[i:i + n]).encode("utf-8") for i in range(len(toks) - n + 1)))
@@ -79,10 +87,10 @@ class MinHasher:
         self.num_perm, self.ngram, self.seed = num_perm, ngram, seed
         self._perms = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
 
-    def signature(self, text: str) -> np.ndarray:
+    def signature(self, text: str, lang: str | None = None) -> np.ndarray:
         """[num_perm] uint64 MinHash values of the text's shingles."""
         m = self._MinHash(num_perm=self.num_perm, seed=self.seed, permutations=self._perms, scheme="affine32")
-        m.update_batch(shingles(text, self.ngram))
+        m.update_batch(shingles(text, self.ngram, lang))
         return m.hashvalues
 
 

@@ -216,6 +216,7 @@ class Worker:
             tree = extract_lib.parse_python(text)
             if tree is None:
                 res.counts["doc.python_parse_error"] += 1
+                res.problems.append(f"{source}: Python that does not parse (skipped)")
                 return
             if cfg.python_units:
                 extracted += extract_lib.python_units(tree, lines, min_lines=cfg.unit_min_lines,
@@ -258,7 +259,7 @@ class Worker:
             res.removed.append({"id": content_id(content), "lang": lang, "source": source, "kind": ex.kind,
                                 "span": list(ex.span), **match.as_dict(), "content": content})
             return
-        sig = self.minhasher.signature(content) if self.minhasher is not None else None
+        sig = self.minhasher.signature(content, lang) if self.minhasher is not None else None
         res.candidates.append(Candidate(content, lang, ex.kind, source, ex.span, exact_key(content), sig))
 
 
@@ -344,12 +345,22 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
             problems.append(msg)
         log.warning(msg)
 
-    def report(key: str, msg: str) -> None:
-        counts[f"doc.seen"] += 1
-        counts[f"doc.{key}"] += 1
-        note_problem(msg)
+    # Problems the reader meets are noted after the unit they precede, so that their order in
+    # the manifest does not depend on how far reading runs ahead of the workers.
+    reader_msgs: list[str] = []
+    msgs_before_unit: collections.deque = collections.deque()
 
-    units = readers.iter_units([str(s) for s in sources], config.read_options(), report)
+    def report(key: str, msg: str) -> None:
+        counts["doc.seen"] += 1
+        counts[f"doc.{key}"] += 1
+        reader_msgs.append(msg)
+
+    def units() -> Iterator[readers.Unit]:
+        for unit in readers.iter_units([str(s) for s in sources], config.read_options(), report):
+            msgs_before_unit.append(reader_msgs[:])
+            reader_msgs.clear()
+            yield unit
+
     exact = ExactDedup() if config.exact_dedup else None
     near = NearDedup(config.jaccard, config.minhash_perm) if config.near_dedup else None
     preview: list[dict] = []
@@ -361,9 +372,9 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
         writer = JsonlShardWriter(staging, config.shard_size)
         with open(tmp / "removed" / "decontaminated.jsonl", "w", encoding="utf-8") as removed_f, \
                 _progress(progress) as bar:
-            for res in run_units(units, config, items):
+            for res in run_units(units(), config, items):
                 counts.update(res.counts)
-                for msg in res.problems:
+                for msg in msgs_before_unit.popleft() + res.problems:
                     note_problem(msg)
                 for rec in res.removed:
                     removed_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -385,6 +396,8 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
                         preview.append({**rec, "content": rec["content"][:400]})
                 bar.update(res.counts["doc.seen"])
                 bar.set_postfix(kept=counts["snip.kept"], refresh=False)
+            for msg in reader_msgs:
+                note_problem(msg)
         files = writer.close()
         output: dict = {"format": config.format, "snippets": writer.count}
         if config.format == "jsonl":
@@ -423,7 +436,7 @@ def _manifest(sources, config: PoolConfig, counts, items, preview, problems, out
     return {
         "version": MANIFEST_VERSION,
         "sources": [str(s) for s in sources],
-        "config": dataclasses.asdict(config),
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"},  # output-neutral
         "output": output,
         "documents": _section(counts, "doc."),
         "snippets": _section(counts, "snip."),

@@ -112,7 +112,7 @@ def open_binary(path: Path):
     if comp == "zst":
         import zstandard
 
-        return zstandard.open(path, "rb")
+        return io.BufferedReader(zstandard.open(path, "rb"))  # buffered: line iteration
     return open(path, "rb")
 
 

@@ -102,6 +102,9 @@ class Engine:
         self.attn_block = attn_block
         self.compilations = 0
         self.compiled_shapes: list[tuple] = []
+        # cumulative timings: compile_s, decode_s (device time of decode chunks), decode_steps,
+        # decode_row_steps (steps x live rows), insert_s, prompts_prefilled
+        self.stats = collections.Counter()
         self._fns: dict[tuple, object] = {}
         self.weights = self._weights_of(model)
 
@@ -144,6 +147,7 @@ class Engine:
         compiled = jitted.lower(*args).compile()
         self.compilations += 1
         self.compiled_shapes.append(key)
+        self.stats["compile_s"] += time.perf_counter() - t0
         log.info("compiled %s in %.1fs (compilation %d)", key, time.perf_counter() - t0, self.compilations)
         return compiled
 
@@ -349,8 +353,12 @@ class _Run:
             args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
                     np.int32(exit_free))
             fn = eng._decode_fn(B, S, args)
-            caches, st, toks, _ = fn(*args)
+            t0 = time.perf_counter()
+            caches, st, toks, steps = fn(*args)
             toks, active = np.asarray(toks), np.asarray(st["active"])
+            eng.stats["decode_s"] += time.perf_counter() - t0
+            eng.stats["decode_steps"] += int(steps)
+            eng.stats["decode_row_steps"] += int((toks >= 0).sum())
             self.dev_active = active.copy()
             for b, slot in enumerate(self.slots):
                 if slot is None:
@@ -418,8 +426,11 @@ class _Run:
         args = (eng.weights, caches, st, tokens, lengths, tgt, src, pids, sidx, np.int32(self.params.seed),
                 np.int32(self.params.max_new_tokens), self.stop, *self.knobs)
         fn = eng._insert_fn(B, self.S, Pn, Tp, args)
+        t0 = time.perf_counter()
         caches, st, first = fn(*args)
         first = np.asarray(first)
+        eng.stats["insert_s"] += time.perf_counter() - t0
+        eng.stats["prompts_prefilled"] += len(admitted)
         for j, b in placed:
             self.dev_active[b] = first[j] not in self.stop_set and self.params.max_new_tokens > 1
             slot = self.slots[b]

@@ -1,0 +1,98 @@
+"""Decode throughput on an accelerator as a fraction of the memory-bandwidth bound.
+
+A deepseek-coder-1.3b-shaped model (random weights, bf16) decodes through the sampling engine
+at batch 1 and 64; each decode step must stream every weight (and the live KV cache) from
+memory, so the bound at batch B is (weight bytes + KV bytes read per step) / measured
+bandwidth. Prints one line per batch and, last, the JSON object (DESIGN.md section 5) with
+`bound_fraction` (at batch 1, the target is >= 0.6) and `ratio` (= bound_fraction at batch 1).
+
+    python tests/benchmarks/decode_gpu.py            # on a GPU / TPU host
+    python tests/benchmarks/decode_gpu.py --smoke    # tiny model, seconds, runs on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def measure_bandwidth(n_bytes: int) -> float:
+    """Bytes/s of a jitted reduction over an array of n_bytes (read once)."""
+    x = jnp.ones((n_bytes // 2,), jnp.bfloat16)
+    f = jax.jit(lambda a: jnp.sum(a, dtype=jnp.float32))
+    f(x).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(10):
+        f(x).block_until_ready()
+    bw = 10 * x.nbytes / (time.perf_counter() - t)
+    del x
+    return bw
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true", help="tiny model, few tokens (CPU check)")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--prompt-len", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--chunk", type=int, default=32)
+    args = ap.parse_args()
+
+    from scoder_jax.generate.engine import Engine
+    from scoder_jax.generate.sampling import SamplingParams
+    from scoder_jax.models.config import ModelConfig
+    from scoder_jax.models.llama import Decoder, count_params
+    from scoder_jax.models.presets import PRESETS
+
+    if args.smoke:
+        cfg = ModelConfig(name="smoke", vocab_size=256, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=4,
+                          head_dim=16, intermediate_size=128, max_position=512, param_dtype="bfloat16",
+                          compute_dtype="bfloat16")
+        args.new_tokens, args.prompt_len = min(args.new_tokens, 16), min(args.prompt_len, 8)
+    else:
+        cfg = PRESETS["deepseek-coder-1.3b"].replace(param_dtype="bfloat16", compute_dtype="bfloat16")
+    model = Decoder(cfg, rngs=nnx.Rngs(0))
+    n_params = count_params(cfg)
+    weight_bytes = 2 * n_params - (2 * cfg.vocab_size * cfg.hidden_size)  # the embedding is gathered, not streamed
+    bw = measure_bandwidth(min(1 << 31, 4 * weight_bytes))
+    print(f"{jax.devices()[0].device_kind}: {bw / 1e9:.0f} GB/s measured; {cfg.name}: {n_params / 1e9:.2f}B params, "
+          f"{weight_bytes / 1e9:.2f} GB streamed per step", flush=True)
+    rng = np.random.default_rng(0)
+    out = {"benchmark": "decode_gpu", "model": f"{cfg.name} bf16 random weights", "device": jax.devices()[0].device_kind,
+           "mem_bw_gb_s": round(bw / 1e9, 1), "new_tokens": args.new_tokens}
+    for B in [int(b) for b in args.batches.split(",")]:
+        engine = Engine(model, max_batch=B, chunk=args.chunk)
+        prompts = [rng.integers(3, cfg.vocab_size, size=args.prompt_len).tolist() for _ in range(B)]
+        params = SamplingParams(temperature=0.0, max_new_tokens=args.new_tokens)
+        engine.generate(prompts, params)  # compile and warm up
+        engine.stats.clear()
+        t = time.perf_counter()
+        res = engine.generate(prompts, params)
+        wall = time.perf_counter() - t
+        n_tok = sum(len(c.tokens) for row in res for c in row)
+        st = engine.stats
+        step_s = st["decode_s"] / max(st["decode_steps"], 1)
+        S = max(k[2] for k in engine.compiled_shapes if k[0] == "decode")
+        kv_bytes = 2 * cfg.num_layers * B * S * cfg.num_kv_heads * cfg.head_dim * 2  # full cache read per step
+        bound_s = (weight_bytes + kv_bytes) / bw
+        frac = bound_s / step_s
+        print(f"batch {B}: {n_tok / wall:.1f} tok/s end to end, decode step {step_s * 1e3:.2f} ms "
+              f"({B / step_s:.1f} tok/s), bound {bound_s * 1e3:.2f} ms -> {frac:.1%} of the bandwidth bound",
+              flush=True)
+        out[f"batch{B}_tok_s"] = round(B / step_s, 1)
+        out[f"batch{B}_step_ms"] = round(step_s * 1e3, 3)
+        out[f"batch{B}_bound_fraction"] = round(frac, 3)
+    first = int(args.batches.split(",")[0])
+    out["bound_fraction"] = out[f"batch{first}_bound_fraction"]
+    out["ratio"] = out["bound_fraction"]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -113,12 +113,15 @@ class TrainCheckpointer:
             with self._lock:
                 list_checkpoints(self.dir, repair=True, tokenizer=self.tokenizer)
 
-    def save(self, step: int, params: dict, opt_state, meta: dict) -> None:
+    def save(self, step: int, params: dict, opt_state, meta: dict, frozen: dict | None = None) -> None:
+        """`params` are the trainable parameters; `frozen` the rest (a LoRA run's base weights),
+        stored beside them so that the step directory loads as a whole model."""
         import orbax.checkpoint as ocp
 
-        meta = {**meta, "step": int(step), "model": self.model_cfg.to_dict(), "format": "scoder-jax-train/1"}
+        meta = {**meta, "step": int(step), "model": self.model_cfg.to_dict(), "format": "scoder-jax-train/1",
+                "trainable_names": sorted(params)}
         self.mgr.save(step, args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
+            params=ocp.args.StandardSave({**(frozen or {}), **params}),
             opt_state=ocp.args.StandardSave(flatten_state(opt_state)),
             meta=ocp.args.JsonSave(meta),
         ), force=True)
@@ -134,12 +137,14 @@ class TrainCheckpointer:
         steps = [i.step for i in list_checkpoints(self.dir, repair=False)]
         return max(steps) if steps else None
 
-    def restore(self, step: int, params_target: dict, opt_target) -> tuple[dict, Any, dict]:
-        """(params, opt_state, meta) of a step, placed like the (abstract, sharded) targets."""
+    def restore(self, step: int, params_target: dict, opt_target, frozen_target: dict | None = None
+                ) -> tuple[dict, Any, dict]:
+        """(trainable params, opt_state, meta) of a step, placed like the (abstract, sharded) targets."""
         path = self.dir / str(step)
         meta = read_meta(path)
         check_same_model(meta, self.model_cfg, path)
-        params = restore_item(path / "params", params_target)
+        restored = restore_item(path / "params", {**(frozen_target or {}), **params_target})
+        params = {k: restored[k] for k in params_target}
         opt_flat = restore_item(path / "opt_state", flatten_state(opt_target))
         return params, unflatten_state(opt_flat, opt_target), meta
 
@@ -279,18 +284,21 @@ def load_adam_moments(step_dir: str | Path, *, mesh=None, names: list[str] | Non
         stored = ckptr.metadata(path)
         tree = getattr(stored, "item_metadata", stored)
         tree = getattr(tree, "tree", tree)
-        target = {}
+        target, wanted = {}, []
         for k, m in tree.items():
             parts = k.split(".")
-            if len(parts) >= 2 and parts[-2] in ("mu", "nu") and (names is None or parts[-1] in names):
+            sharding = parallel.replicated(mesh)
+            if len(parts) >= 2 and parts[-2] in ("mu", "nu") and parts[-1] in specs:
                 shape, axes = specs[parts[-1]]
-                target[k] = jax.ShapeDtypeStruct(tuple(m.shape), jnp.dtype(m.dtype),
-                                                 sharding=parallel.sharding_for(axes, shape, mesh))
-        if not target:
+                sharding = parallel.sharding_for(axes, shape, mesh)
+                if names is None or parts[-1] in names:
+                    wanted.append(k)
+            target[k] = jax.ShapeDtypeStruct(tuple(m.shape), jnp.dtype(m.dtype), sharding=sharding)
+        if not wanted:
             raise CheckpointError(f"{path}: no Adam moments in this optimizer state")
         restored = ckptr.restore(path, target)
-    mu = {k.split(".")[-1]: v for k, v in restored.items() if k.split(".")[-2] == "mu"}
-    nu = {k.split(".")[-1]: v for k, v in restored.items() if k.split(".")[-2] == "nu"}
+    mu = {k.split(".")[-1]: restored[k] for k in wanted if k.split(".")[-2] == "mu"}
+    nu = {k.split(".")[-1]: restored[k] for k in wanted if k.split(".")[-2] == "nu"}
     return AdamMoments(mu, nu, float(optim["b1"]), float(optim["b2"]), float(optim["eps"]))
 
 

@@ -150,7 +150,8 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
         if not resume:
             raise CheckpointError(f"{ckpt.dir}: holds checkpoints (latest step {latest}); resume, or use a fresh --out")
         params, opt_state, meta = ckpt.restore(latest, step_lib.abstract_like(params, p_sh),
-                                               step_lib.abstract_like(opt_state, o_sh))
+                                               step_lib.abstract_like(opt_state, o_sh),
+                                               step_lib.abstract_like(frozen, f_sh))
         start = int(meta["step"])
         if meta.get("data_fingerprint") != fingerprint:
             log.warning("%s: the data differ from those the checkpoint was trained on; the data position "
@@ -226,7 +227,7 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
                     "data_position": plan.position_dict(done), "epoch_end": plan.is_epoch_end(s),
                     "total_steps": total, "data_fingerprint": fingerprint, "train": to_dict(cfg),
                     "loss": loss, "trainable": "lora" if mcfg.lora is not None else "full"}
-            ckpt.save(done, params, opt_state, meta)
+            ckpt.save(done, params, opt_state, meta, frozen)
             lrs_since_ckpt = []
     ckpt.wait()
     progress.close()

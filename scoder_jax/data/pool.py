@@ -34,7 +34,7 @@ from scoder_jax.data import readers
 from scoder_jax.data import secrets as secrets_lib
 from scoder_jax.data.dedup import ExactDedup, MinHasher, NearDedup, exact_key
 from scoder_jax.data.writers import JsonlShardWriter, write_tfds
-from scoder_jax.errors import ConfigError, ScoderError
+from scoder_jax.errors import ConfigError, DataError, ScoderError
 from scoder_jax.io import atomic_path, iter_jsonl, write_json_atomic
 from scoder_jax.records import content_id
 
@@ -335,6 +335,10 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
     """
     if not sources:
         raise ConfigError("no sources given: pass folders, .jsonl/.parquet files, or TFDS datasets")
+    for src in sources:  # fail on a typo before the benchmarks are loaded
+        if not str(src).startswith("tfds:") and not Path(src).exists():
+            raise DataError(f"{src}: no such file or directory (a source is a folder, a .jsonl/.parquet file, "
+                            "a code file, a TFDS dataset folder, or tfds:NAME[:SPLIT])")
     t0 = time.perf_counter()
     items = decontam_lib.load_benchmarks(config.benchmarks, config.mbpp_path)
     counts: collections.Counter = collections.Counter()

@@ -113,9 +113,13 @@ def write_tfds(records: Iterable[dict], data_dir: Path) -> Path:
     data_dir = Path(data_dir)
     builder = _tfds_builder_class()(examples=records, data_dir=str(data_dir), file_format="array_record")
     downloads = data_dir / ".downloads"
-    builder.download_and_prepare(
-        download_dir=str(downloads),
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False, verify_ssl=False))
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):  # tfds prints its own status lines
+        builder.download_and_prepare(
+            download_dir=str(downloads),
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False, verify_ssl=False))
     shutil.rmtree(downloads, ignore_errors=True)
     return Path(builder.data_dir)
 

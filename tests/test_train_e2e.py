@@ -118,13 +118,14 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", records(48, seed=1))
     cfg = tiny_cfg(seq_len=128, batch_size=2, epochs=3, optim={"lr": 3e-3, "weight_decay": 0.01},
                    checkpoint={"every_steps": 3, "keep": 2})
-    # uninterrupted, in this process
-    ref = train(cfg, data, tmp_path / "ref")
-    total = ref["steps"]
-    assert total >= 60
+    total = 72  # 48 samples of one row each (seq_len 128), 2 rows a step, 3 epochs
+    env = child_env(1)
+    # uninterrupted, in a process like the killed one (XLA:CPU's code, and so its rounding, depends
+    # on the process's device count)
+    ref_proc = subprocess.Popen(train_cmd(data, tmp_path / "ref", cfg), env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # killed after it logged step 20, then restarted with the same command
     out = tmp_path / "killed"
-    env = child_env(1)
     proc = subprocess.Popen(train_cmd(data, out, cfg), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -139,6 +140,9 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
+    except BaseException:
+        ref_proc.kill()
+        raise
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -149,6 +153,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     torn = out / "checkpoints" / f"{max(before) + 1}.orbax-checkpoint-tmp-12345"
     (torn / "params").mkdir(parents=True)
     run(train_cmd(data, out, cfg), env)
+    _, err = ref_proc.communicate(timeout=180)
+    assert ref_proc.returncode == 0, err[-3000:]
     a, b = params_of(tmp_path / "ref" / "checkpoints" / str(total)), params_of(out / "checkpoints" / str(total))
     for k in a:
         assert np.array_equal(a[k], b[k]), f"{k}: max diff {np.abs(a[k] - b[k]).max()}"

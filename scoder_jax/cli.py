@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "sandbox": "scoder_jax.score.commands:sandbox",
     "seed": "scoder_jax.synth.commands:seed",
     "eval": "scoder_jax.evaluate:eval_command",
+    "train": "scoder_jax.train.commands:train",
+    "iterate": "scoder_jax.run_commands:iterate",
+    "export": "scoder_jax.run_commands:export",
 }
 
 

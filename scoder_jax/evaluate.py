@@ -519,3 +519,53 @@ def eval_command(benchmark, problems_file, split, samples_file, model_path, n, t
     export_evalplus(samples, out / "samples.jsonl", problems)
     scores = {k: v for k, v in evaluation.summary.items() if k.startswith("pass@")}
     click.echo(json.dumps({"benchmark": name, "n_problems": evaluation.summary["n_problems"], **scores, "out": str(out)}))
+
+
+# ----------------------------------------------------------------------------- chat models
+
+CHAT_INSTRUCTION = ("Complete the following Python function. Reply with the whole function in one "
+                    "```python code block.\n\n```python\n{prompt}```")
+
+
+def chat_solutions(problems: Sequence[Problem], replies: Sequence[Sequence[str]]) -> list[dict]:
+    """An instruction model's replies -> evalplus samples: the code block of each reply as the
+    solution (with the prompt's imports kept), or the prompt plus the reply when it holds no
+    definition of the entry point."""
+    from scoder_jax.synth.prompts import extract_code
+
+    samples = []
+    for p, outs in zip(problems, replies):
+        for text in outs:
+            code, _ = extract_code(text, "python")
+            code = code or ""
+            if f"def {p.entry_point}" in code:
+                header = "\n".join(l for l in p.prompt.splitlines() if l.startswith(("import ", "from ")))
+                samples.append({"task_id": p.task_id, "solution": (header + "\n" + code).strip() + "\n"})
+            else:
+                samples.append({"task_id": p.task_id, "completion": code or text})
+    return samples
+
+
+def evaluate_model(model_path: str | Path, benchmark: str, out_dir: str | Path, *, problems_file=None,
+                   limit: int = 0, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 512,
+                   timeout_s: float = 10.0, chat: bool = True, workers: int | None = None) -> dict:
+    """Samples a (chat) model on a benchmark, scores it in the sandbox, writes results; returns the summary."""
+    from scoder_jax.generate import engine
+    from scoder_jax.score.execution import Limits
+
+    problems = load_benchmark(benchmark, problems_file)
+    if limit:
+        problems = problems[:limit]
+    if chat:
+        prompts = [CHAT_INSTRUCTION.format(prompt=p.prompt) for p in problems]
+        replies = engine.generate_completions(str(model_path), prompts, n=n, temperature=temperature,
+                                              max_new_tokens=max_new_tokens, chat=True)
+        samples = chat_solutions(problems, replies)
+    else:
+        samples = generate_samples_with_model(str(model_path), problems, n=n, temperature=temperature,
+                                              max_new_tokens=max_new_tokens)
+    evaluation = evaluate_samples(problems, samples, Limits(timeout_s=timeout_s), workers, benchmark=benchmark)
+    out_dir = Path(out_dir)
+    write_evaluation(evaluation, out_dir)
+    export_evalplus(samples, out_dir / "samples.jsonl", problems)
+    return {k: v for k, v in evaluation.summary.items() if k != "missing"}

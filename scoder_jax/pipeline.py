@@ -1,0 +1,447 @@
+"""The SCoder loop as resumable stages over a run directory.
+
+    pool, seed, sft_00, [sample_t, score_t, influence_t, select_t, sft_t, eval_t] for t = 1..T,
+    final_sample, final_score, export, student, eval, report
+
+Each stage reads earlier stages' outputs and writes its own folder. `manifest.json` records for
+every stage its status, its key (a hash of the config sections it reads and of its inputs'
+fingerprints), its fingerprint (key + a digest of what it wrote), timings and counts. A rerun
+skips stages whose key is unchanged, resumes the stage that was in flight (training resumes
+from its checkpoints, sampling from its stream), and reruns exactly the stages downstream of a
+changed config value. Stages that are not resumable write to a temporary folder and rename it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import logging
+import random
+import shutil
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from scoder_jax.config import dump_yaml, to_dict
+from scoder_jax.errors import ConfigError, ScoderError
+from scoder_jax.io import atomic_path, iter_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from scoder_jax.runconfig import RunConfig
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+BUNDLED_SEED = Path(__file__).resolve().parent / "data" / "seed" / "demo_seed.jsonl"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str
+    deps: tuple[str, ...]
+    config_keys: tuple[str, ...]  # dotted RunConfig fields whose values enter the key
+    out: str  # output folder, relative to the run directory
+    iteration: int | None = None
+
+
+def build_stages(cfg: RunConfig) -> list[Stage]:
+    T = cfg.iterations
+    st = [
+        Stage("pool", "pool", (), ("seed", "pool"), "pool"),
+        Stage("seed", "seed", (), ("seed_set",), "seed"),
+        Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0),
+    ]
+    for t in range(1, T + 1):
+        it = f"iter_{t:02d}"
+        prev = f"sft_{t - 1:02d}"
+        st += [
+            Stage(f"sample_{t:02d}", "sample", ("pool", prev), ("seed", "sample"), f"{it}/samples", t),
+            Stage(f"score_{t:02d}", "score", (f"sample_{t:02d}",), ("score", "synth.model"), f"{it}/scores", t),
+            Stage(f"influence_{t:02d}", "influence", (f"score_{t:02d}", prev, "seed"), ("influence",),
+                  f"{it}/influence", t),
+            Stage(f"select_{t:02d}", "select", (f"influence_{t:02d}", "seed"), ("influence.keep",), f"{it}/selected", t),
+            Stage(f"sft_{t:02d}", "sft", (f"select_{t:02d}",), ("seed", "synth"), f"{it}/ckpt", t),
+        ]
+        if cfg.eval.enabled and cfg.eval.per_iteration:
+            st.append(Stage(f"eval_{t:02d}", "eval", (f"sft_{t:02d}",), ("eval",), f"{it}/eval", t))
+    last = f"sft_{T:02d}"
+    st += [
+        Stage("final_sample", "sample", ("pool", last), ("seed", "final", "sample.snippets_per_iteration",
+                                                         "sample.checkpoints", "sample.batch"), "final/samples", T + 1),
+        Stage("final_score", "score", ("final_sample",), ("score", "synth.model"), "final/scores", T + 1),
+        Stage("export", "export", ("final_score",), (), "final/dataset"),
+        Stage("student", "student", ("export",), ("seed", "student"), "final/student"),
+    ]
+    if cfg.eval.enabled:
+        st.append(Stage("eval", "eval", ("student",), ("eval",), "final/eval"))
+    st.append(Stage("report", "report", tuple(s.name for s in st), (), "report"))
+    return st
+
+
+# ----------------------------------------------------------------------------- keys & manifest
+
+
+def _config_value(cfg: RunConfig, dotted: str) -> Any:
+    obj: Any = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return to_dict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stage_key(cfg: RunConfig, stage: Stage, fingerprints: dict[str, str]) -> str:
+    return _sha({"stage": stage.name, "config": {k: _config_value(cfg, k) for k in stage.config_keys},
+                 "inputs": {d: fingerprints.get(d) for d in stage.deps}})
+
+
+def output_digest(folder: Path, *, small: int = 50 << 20) -> str:
+    """Digest of a stage's output folder: every file's path and size, and the content of small ones."""
+    h = hashlib.sha256()
+    if folder.exists():
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                rel = p.relative_to(folder).as_posix()
+                h.update(f"{rel}:{p.stat().st_size}\n".encode())
+                if p.stat().st_size <= small and p.suffix in (".jsonl", ".json", ".yaml", ".txt"):
+                    h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class Manifest:
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / MANIFEST
+        self.data: dict = {"version": 1, "stages": {}}
+        if self.path.exists():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except json.JSONDecodeError as e:
+                raise ScoderError(f"{self.path}: corrupt manifest ({e.msg} at line {e.lineno}); "
+                                  "delete it to rerun every stage") from None
+
+    @property
+    def stages(self) -> dict[str, dict]:
+        return self.data.setdefault("stages", {})
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@dataclass
+class Context:
+    cfg: RunConfig
+    run_dir: Path
+    manifest: Manifest
+    stages: dict[str, Stage]
+    progress: bool = True
+
+    def path(self, stage_name: str) -> Path:
+        return self.run_dir / self.stages[stage_name].out
+
+    def synth_base(self) -> str:
+        return self.cfg.synth.model
+
+
+# ----------------------------------------------------------------------------- stage bodies
+
+
+def _stdlib_dir() -> str:
+    return sysconfig.get_paths()["stdlib"]
+
+
+def run_pool(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.data.pool import build_pool
+    from scoder_jax.data.writers import iter_pool
+
+    sources = [(_stdlib_dir() if s == "stdlib" else s) for s in ctx.cfg.pool.sources]
+    build_cfg = dataclasses.replace(ctx.cfg.pool.build, seed=ctx.cfg.seed)
+    manifest = build_pool(sources, out / "build", build_cfg, progress=ctx.progress)
+    snippets = list(iter_pool(out / "build"))
+    random.Random(ctx.cfg.seed).shuffle(snippets)
+    if ctx.cfg.pool.max_snippets:
+        snippets = snippets[:ctx.cfg.pool.max_snippets]
+    n = write_jsonl_atomic(out / "pool.jsonl", snippets)
+    return {"snippets": n, "built": manifest.get("counts", {}).get("kept", len(snippets))}
+
+
+def run_seed(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.synth.teacher import import_seed
+
+    src = ctx.cfg.seed_set.source
+    path = BUNDLED_SEED if src == "bundled" else Path(src)
+    if not path.exists():
+        raise ConfigError(f"seed_set.source: {path}: no such file")
+    with atomic_path(out / "import", is_dir=True) as tmp:
+        import_seed(path, tmp, strict=True)
+    records = read_jsonl(out / "import" / "seed.jsonl")
+    if ctx.cfg.seed_set.limit:
+        records = records[:ctx.cfg.seed_set.limit]
+    if not records:
+        raise ScoderError(f"{path}: the seed set is empty")
+    n = write_jsonl_atomic(out / "seed.jsonl", records)
+    return {"samples": n}
+
+
+def synth_training_records(samples: list[dict]) -> list[dict]:
+    """Samples -> chat records that teach the synthesizer: snippet prompt in, formatted sample out."""
+    from scoder_jax.synth.prompts import build_messages, format_response
+
+    out = []
+    for s in samples:
+        msgs = build_messages(s["snippet"], s.get("lang", "python"))
+        reply = format_response(s["problem"], s["solution"], s.get("tests", ""), s.get("lang", "python"))
+        out.append({"id": s["id"], "messages": msgs + [{"role": "assistant", "content": reply}]})
+    return out
+
+
+def student_training_records(samples: list[dict]) -> list[dict]:
+    """Samples -> (problem -> solution) chat records, the SCoder model's training data."""
+    from scoder_jax.synth.prompts import language
+
+    out = []
+    for s in samples:
+        lang = language(s.get("lang", "python"))
+        answer = f"```{lang.tag}\n{s['solution'].rstrip()}\n```"
+        out.append({"id": s["id"], "messages": [{"role": "user", "content": s["problem"]},
+                                                {"role": "assistant", "content": answer}]})
+    return out
+
+
+def _train(train_cfg, records: list[dict], out: Path) -> dict:
+    from scoder_jax.train.trainer import train
+
+    data_path = out.parent / f"{out.name}.train.jsonl"
+    write_jsonl_atomic(data_path, records)
+    summary = train(train_cfg, data_path, out, resume=True)
+    return {"samples": len(records), **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
+
+
+def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
+    if stage.iteration == 0:
+        samples = read_jsonl(ctx.path("seed") / "seed.jsonl")
+    else:
+        samples = read_jsonl(ctx.path(f"select_{stage.iteration:02d}") / "train.jsonl")
+    return _train(ctx.cfg.synth, synth_training_records(samples), out)
+
+
+def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:
+    from scoder_jax.train.checkpoints import list_checkpoints
+
+    ckpts = list_checkpoints(ctx.path(sft_stage))
+    if not ckpts:
+        raise ScoderError(f"{ctx.path(sft_stage)}: no checkpoints (did the fine-tune finish?)")
+    return [str(c.path) for c in ckpts[-m:]]
+
+
+def snippets_for(ctx: Context, stage: Stage) -> list[dict]:
+    """P_t: disjoint slices of the shuffled pool, iteration by iteration, then the final set."""
+    pool = read_jsonl(ctx.path("pool") / "pool.jsonl")
+    k = ctx.cfg.sample.snippets_per_iteration
+    T = ctx.cfg.iterations
+    if stage.iteration is not None and stage.iteration <= T:
+        lo, hi = (stage.iteration - 1) * k, stage.iteration * k
+    else:
+        lo, hi = T * k, T * k + ctx.cfg.final.snippets
+    chosen = pool[lo:hi]
+    if len(chosen) < hi - lo:  # a pool smaller than the plan: wrap around, with a warning
+        log.warning("pool holds %d snippets, fewer than the %d this stage plans: reusing from the start",
+                    len(pool), hi)
+        chosen += [pool[i % len(pool)] for i in range(len(chosen), hi - lo)] if pool else []
+    return chosen
+
+
+def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.synth.sampler import SampleConfig, sample_candidates
+
+    final = stage.name == "final_sample"
+    prev = f"sft_{ctx.cfg.iterations:02d}" if final else f"sft_{stage.iteration - 1:02d}"
+    s = ctx.cfg.final if final else ctx.cfg.sample
+    checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
+    scfg = SampleConfig(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                        seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), batch=ctx.cfg.sample.batch)
+    return sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
+
+
+def judge_path(ctx: Context) -> str:
+    from scoder_jax.models.presets import PRESETS
+
+    j = ctx.cfg.score.judge
+    if j != "base":
+        return j
+    base = ctx.synth_base()
+    if base in PRESETS:  # a random-init preset has no checkpoint: judge with S_0
+        return checkpoint_set(ctx, "sft_00", 1)[-1]
+    return base
+
+
+def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.score.select import ScoreConfig, score_and_select
+
+    src = "final_sample" if stage.name == "final_score" else f"sample_{stage.iteration:02d}"
+    sc = ctx.cfg.score
+    cfg = ScoreConfig(aspects=tuple(sc.aspects), weights=dict(sc.weights), threshold=sc.threshold,
+                      execution=sc.execution, require_tests_pass=sc.require_tests_pass, timeout_s=sc.timeout_s)
+    return score_and_select(ctx.path(src) / "candidates.jsonl", judge_path(ctx), out, cfg, progress=ctx.progress)
+
+
+def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
+    kept = read_jsonl(ctx.path(f"score_{stage.iteration:02d}") / "selected.jsonl")
+    ic = ctx.cfg.influence
+    if not ic.enabled or not kept:
+        scores = [{"id": r["id"], "influence": None} for r in kept]
+        write_jsonl_atomic(out / "scores.jsonl", scores)
+        return {"candidates": len(kept), "skipped": True}
+    from scoder_jax.influence.api import InfluenceConfig, run_influence as influence
+
+    targets = read_jsonl(ctx.path("seed") / "seed.jsonl")
+    checkpoints = checkpoint_set(ctx, f"sft_{stage.iteration - 1:02d}", ctx.cfg.sample.checkpoints)
+    icfg = InfluenceConfig(dim=ic.dim, sgd=ic.sgd, microbatch=ic.microbatch, seed=ctx.cfg.seed,
+                           train=ctx.cfg.synth)
+    return influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg,
+                     progress=ctx.progress)
+
+
+def run_select(ctx: Context, stage: Stage, out: Path) -> dict:
+    """D_t = D_p + the top `influence.keep` fraction of the initially selected candidates."""
+    t = stage.iteration
+    kept = read_jsonl(ctx.path(f"score_{t:02d}") / "selected.jsonl")
+    inf = {r["id"]: r.get("influence") for r in read_jsonl(ctx.path(f"influence_{t:02d}") / "scores.jsonl")}
+    for r in kept:
+        r.setdefault("meta", {})["influence"] = inf.get(r["id"])
+        r["meta"]["iteration"] = t
+    ranked = sorted(kept, key=lambda r: (-(r["meta"]["influence"] if r["meta"]["influence"] is not None else 0.0),
+                                         r["id"]))
+    n_keep = int(round(len(ranked) * ctx.cfg.influence.keep)) if ctx.cfg.influence.enabled else len(ranked)
+    chosen = ranked[:n_keep]
+    seed = read_jsonl(ctx.path("seed") / "seed.jsonl")
+    write_jsonl_atomic(out / "synthesized.jsonl", chosen)
+    n = write_jsonl_atomic(out / "train.jsonl", seed + chosen)
+    return {"candidates": len(kept), "selected": len(chosen), "train": n}
+
+
+def run_export(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.export import export_dataset
+
+    rows = read_jsonl(ctx.path("final_score") / "selected.jsonl")
+    return export_dataset(rows, out, iteration=ctx.cfg.iterations + 1)
+
+
+def run_student(ctx: Context, stage: Stage, out: Path) -> dict:
+    rows = read_jsonl(ctx.path("export") / "dataset.jsonl")
+    if not rows:
+        raise ScoderError(f"{ctx.path('export') / 'dataset.jsonl'}: the final dataset is empty; nothing to train the "
+                          "student on (lower score.threshold or sample more)")
+    return _train(ctx.cfg.student, student_training_records(rows), out)
+
+
+def run_eval(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.evaluate import evaluate_model
+
+    model_stage = "student" if stage.name == "eval" else f"sft_{stage.iteration:02d}"
+    model = checkpoint_set(ctx, model_stage, 1)[-1]
+    e = ctx.cfg.eval
+    return evaluate_model(model, e.benchmark, out, problems_file=e.problems, limit=e.limit, n=e.n,
+                          temperature=e.temperature, max_new_tokens=e.max_new_tokens, timeout_s=e.timeout_s)
+
+
+def run_report(ctx: Context, stage: Stage, out: Path) -> dict:
+    from scoder_jax.report import write_report
+
+    path = write_report(ctx.run_dir, ctx.manifest.data, ctx.cfg, out)
+    return {"report": str(path.relative_to(ctx.run_dir))}
+
+
+RUNNERS: dict[str, Callable[[Context, Stage, Path], dict]] = {
+    "pool": run_pool, "seed": run_seed, "sft": run_sft, "sample": run_sample, "score": run_score,
+    "influence": run_influence, "select": run_select, "export": run_export, "student": run_student,
+    "eval": run_eval, "report": run_report,
+}
+RESUMABLE = {"sft", "student", "sample"}  # these keep partial work across kills
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def check_run_dir(run_dir: Path, cfg: RunConfig, force: bool) -> None:
+    stored = run_dir / "config.yaml"
+    if stored.exists() and not force:
+        import yaml
+
+        try:
+            old = yaml.safe_load(stored.read_text()) or {}
+        except yaml.YAMLError:
+            old = {}
+        if old.get("name") != cfg.name:
+            raise ConfigError(f"{run_dir}: this run directory belongs to config {old.get('name')!r}, not "
+                              f"{cfg.name!r}; use another --run-dir, or --force to reuse it")
+
+
+def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = None, until: str | None = None,
+            force: bool = False, progress: bool = True) -> dict:
+    """Runs (or resumes) the whole loop; returns the manifest."""
+    import jax
+
+    run_dir = Path(run_dir).absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run_dir, cfg, force)
+    stages = build_stages(cfg)
+    names = [s.name for s in stages]
+    for opt, val in (("--from", from_stage), ("--until", until)):
+        if val is not None and val not in names:
+            raise ConfigError(f"{opt} {val!r}: no such stage (stages: {', '.join(names)})")
+    primary = jax.process_index() == 0
+    if primary:
+        write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    manifest = Manifest(run_dir)
+    manifest.data["name"] = cfg.name
+    ctx = Context(cfg, run_dir, manifest, {s.name: s for s in stages}, progress)
+    fingerprints = {n: e.get("fingerprint") for n, e in manifest.stages.items() if e.get("status") == "done"}
+    forced = False
+    for stage in stages:
+        forced = forced or stage.name == from_stage
+        key = stage_key(cfg, stage, fingerprints)
+        entry = manifest.stages.get(stage.name, {})
+        if entry.get("status") == "done" and entry.get("key") == key and not forced:
+            fingerprints[stage.name] = entry["fingerprint"]
+            log.info("stage %s: up to date", stage.name)
+        else:
+            out = run_dir / stage.out
+            resuming = entry.get("status") == "running" and entry.get("key") == key and stage.kind in RESUMABLE
+            if out.exists() and not resuming and primary:
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            manifest.stages[stage.name] = {"status": "running", "key": key, "started": time.time(),
+                                           "kind": stage.kind, "iteration": stage.iteration, "out": stage.out}
+            if primary:
+                manifest.save()
+            _say(f"stage {stage.name}: {'resuming' if resuming else 'running'}")
+            t0 = time.time()
+            try:
+                counts = RUNNERS[stage.kind](ctx, stage, out)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    last = [n for n in names if manifest.stages.get(n, {}).get("status") == "done"]
+                    raise ScoderError(f"{out}: disk full while running stage {stage.name}; the stages before it "
+                                      f"({last[-1] if last else 'none'} and earlier) are intact; free space and rerun") from None
+                raise
+            fp = _sha({"key": key, "out": output_digest(out)})
+            manifest.stages[stage.name].update(status="done", fingerprint=fp, finished=time.time(),
+                                               seconds=round(time.time() - t0, 2), counts=counts)
+            fingerprints[stage.name] = fp
+            if primary:
+                manifest.save()
+        if stage.name == until:
+            break
+    return manifest.data
+
+
+def _say(msg: str) -> None:
+    print(f"[scoder] {msg}", file=sys.stderr, flush=True)

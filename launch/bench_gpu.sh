@@ -8,6 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 unset JAX_PLATFORMS XLA_FLAGS
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 status=0
 "$PY" -c "import jax; print('jax', jax.__version__, jax.devices())" || { echo "jax is not importable"; exit 1; }
 for part in decode_gpu train_gpu; do

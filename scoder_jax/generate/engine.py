@@ -43,7 +43,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from scoder_jax import parallel
 from scoder_jax.errors import ScoderError
 from scoder_jax.generate import forward
-from scoder_jax.generate.sampling import SamplingParams, sample_key, sample_tokens, step_keys
+from scoder_jax.generate.sampling import SamplingParams, sample_key, sample_tokens, sampling_mode, step_keys
 from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,8 @@ class Engine:
             self._fns[key] = self._compile(key, jax.jit(partial(_init_state, self.cfg, B, S), out_shardings=out))
         return self._fns[key]
 
-    def _decode_fn(self, B: int, S: int, args):
-        key = ("decode", B, S, self.chunk)
+    def _decode_fn(self, B: int, S: int, mode: str, args):
+        key = ("decode", B, S, self.chunk, mode)
         if key not in self._fns:
             w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
@@ -227,18 +227,18 @@ class Engine:
                 row = st_sh["active"]
                 kw = dict(in_shardings=(w_sh, c_sh, st_sh, row) + (rep,) * 7, out_shardings=(c_sh, st_sh, row2, rep))
             block = self.attn_block if self.attn_block and S % self.attn_block == 0 else None
-            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block), donate_argnums=(1, 2), **kw)
+            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode), donate_argnums=(1, 2), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
-    def _insert_fn(self, B: int, S: int, Pn: int, Tp: int, args):
-        key = ("insert", B, S, Pn, Tp)
+    def _insert_fn(self, B: int, S: int, Pn: int, Tp: int, mode: str, args):
+        key = ("insert", B, S, Pn, Tp, mode)
         if key not in self._fns:
             w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
             if self.mesh is not None:
                 kw = dict(in_shardings=(w_sh, c_sh, st_sh) + (rep,) * 13, out_shardings=(c_sh, st_sh, rep))
-            fn = jax.jit(partial(_insert, self.cfg), donate_argnums=(1, 2), **kw)
+            fn = jax.jit(partial(_insert, self.cfg, mode), donate_argnums=(1, 2), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
@@ -259,7 +259,7 @@ def _knobs(B, temperature, top_k, top_p, min_p):
             jnp.full((B,), top_p, jnp.float32), jnp.full((B,), min_p, jnp.float32))
 
 
-def _insert(cfg, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, limit, stop,
+def _insert(cfg, mode, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, limit, stop,
             temperature, top_k, top_p, min_p):
     """Prefills tokens [Pn, Tp] (lengths [Pn]) and starts slot tgt[j] (B = none) as sample
     sidx[j] of prompt row src[j] (prompt id pids[j]). Returns caches, state, first tokens [B]."""
@@ -274,7 +274,7 @@ def _insert(cfg, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, lim
         new_caches.append((ck, cv))
     keys = jax.vmap(sample_key, in_axes=(None, 0, 0))(seed, pids, sidx)
     first = sample_tokens(logits[src], step_keys(keys, jnp.zeros((B,), jnp.int32)),
-                          *_knobs(B, temperature, top_k, top_p, min_p))
+                          *_knobs(B, temperature, top_k, top_p, min_p), mode=mode)
     hit = jnp.isin(first, stop)
     upd = {"tok": first, "pos": lengths[src], "step": jnp.ones((B,), jnp.int32),
            "limit": jnp.full((B,), limit, jnp.int32), "active": ~hit & (limit > 1),
@@ -283,7 +283,7 @@ def _insert(cfg, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, lim
     return new_caches, st, first
 
 
-def _decode_chunk(cfg, chunk: int, block, w, caches, st, kill, stop, temperature, top_k, top_p, min_p,
+def _decode_chunk(cfg, chunk: int, block, mode: str, w, caches, st, kill, stop, temperature, top_k, top_p, min_p,
                   max_steps, exit_free):
     """Up to `max_steps` (<= chunk) decode steps; stops early when all rows are done or at least
     `exit_free` slots are free. Returns caches, state, tokens [B, chunk] (-1 where a row did not
@@ -303,7 +303,7 @@ def _decode_chunk(cfg, chunk: int, block, w, caches, st, kill, stop, temperature
     def body(c):
         i, caches, st, toks = c
         logits, caches = forward.decode_step(cfg, w, caches, st["tok"], st["pos"], block=block)
-        nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs)
+        nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs, mode=mode)
         act = st["active"]
         toks = toks.at[:, i].set(jnp.where(act, nxt, -1))
         step = st["step"] + act.astype(jnp.int32)
@@ -329,6 +329,7 @@ class _Run:
         self.stop_set = set(stops)
         self.stop = np.full((max(8, _pow2(len(stops))),), -1, np.int32)
         self.stop[:len(stops)] = stops
+        self.mode = sampling_mode(params)
         self.knobs = (np.float32(params.temperature), np.int32(params.top_k), np.float32(params.top_p),
                       np.float32(params.min_p))
 
@@ -352,7 +353,7 @@ class _Run:
             exit_free = min(len(self.queue[0][1]), B) if self.queue else B + 1
             args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
                     np.int32(exit_free))
-            fn = eng._decode_fn(B, S, args)
+            fn = eng._decode_fn(B, S, self.mode, args)
             t0 = time.perf_counter()
             caches, st, toks, steps = fn(*args)
             toks, active = np.asarray(toks), np.asarray(st["active"])
@@ -425,7 +426,7 @@ class _Run:
                 j += 1
         args = (eng.weights, caches, st, tokens, lengths, tgt, src, pids, sidx, np.int32(self.params.seed),
                 np.int32(self.params.max_new_tokens), self.stop, *self.knobs)
-        fn = eng._insert_fn(B, self.S, Pn, Tp, args)
+        fn = eng._insert_fn(B, self.S, Pn, Tp, self.mode, args)
         t0 = time.perf_counter()
         caches, st, first = fn(*args)
         first = np.asarray(first)

@@ -73,22 +73,38 @@ def step_keys(keys: jax.Array, steps: jax.Array) -> jax.Array:
 
 
 def sample_tokens(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_k: jax.Array,
-                  top_p: jax.Array, min_p: jax.Array) -> jax.Array:
+                  top_p: jax.Array, min_p: jax.Array, *, mode: str = "any") -> jax.Array:
     """logits [B, V] fp32, keys [B] (one per row, already folded with the step) -> tokens [B].
 
     Rows with temperature 0 are greedy. Sampling is by inverse CDF with one uniform draw per row
     (u in (0, 1], first token whose cumulative probability reaches u), so a token of
     probability 0 (filtered out) is never drawn; the sort for top-k / top-p / min-p runs only
-    when some row asks for one of them.
+    when some row asks for one of them. `mode` (static) specialises the computation when the
+    caller knows every row's knobs: "greedy" (all temperatures 0), "plain" (no top-k / top-p /
+    min-p), "filtered", or "any" (decided on device).
     """
     greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    if mode == "greedy":
+        return greedy
     t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
     scaled = logits / t
-    need_filter = jnp.any((top_k > 0) | (top_p < 1) | (min_p > 0))
-    scaled = jax.lax.cond(need_filter, lambda x: filter_logits(x, top_k, top_p, min_p), lambda x: x, scaled)
+    if mode == "filtered":
+        scaled = filter_logits(scaled, top_k, top_p, min_p)
+    elif mode == "any":
+        need_filter = jnp.any((top_k > 0) | (top_p < 1) | (min_p > 0))
+        scaled = jax.lax.cond(need_filter, lambda x: filter_logits(x, top_k, top_p, min_p), lambda x: x, scaled)
     probs = jnp.exp(scaled - jnp.max(scaled, axis=-1, keepdims=True))
     cdf = jnp.cumsum(probs, axis=-1)
     u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)  # (0, 1]
     target = u[:, None] * cdf[:, -1:]
     drawn = jnp.minimum(jnp.sum(cdf < target, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
     return jnp.where(temperature > 0, drawn, greedy)
+
+
+def sampling_mode(params: SamplingParams) -> str:
+    """The static `sample_tokens` mode for one call's parameters."""
+    if params.temperature == 0:
+        return "greedy"
+    if params.top_k > 0 or params.top_p < 1 or params.min_p > 0:
+        return "filtered"
+    return "plain"

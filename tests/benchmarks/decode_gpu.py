@@ -27,12 +27,15 @@ def measure_bandwidth(n_bytes: int) -> float:
     x = jnp.ones((n_bytes // 2,), jnp.bfloat16)
     f = jax.jit(lambda a: jnp.sum(a, dtype=jnp.float32))
     f(x).block_until_ready()
-    t = time.perf_counter()
-    for _ in range(10):
-        f(x).block_until_ready()
-    bw = 10 * x.nbytes / (time.perf_counter() - t)
+    best = 0.0
+    for _ in range(5):  # the best of 5 trials of 20 passes: the bound must not flatter us
+        t = time.perf_counter()
+        for _ in range(20):
+            y = f(x)
+        y.block_until_ready()
+        best = max(best, 20 * x.nbytes / (time.perf_counter() - t))
     del x
-    return bw
+    return best
 
 
 def main():

@@ -1,0 +1,73 @@
+"""CLI command of the sampling stage: `scoder sample` (multi-checkpoint sampling)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("sample")
+@click.option("--snippets", "snippets_path", required=True, type=click.Path(path_type=Path),
+              help="Snippet pool: a JSONL file or a directory of them (fields id, lang, content).")
+@click.option("--checkpoints", "checkpoints", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="A checkpoint (GGUF, HF dir, scoder-jax checkpoint) or a training run's output directory "
+                   "(all its kept checkpoints). Repeat the option for several.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output directory: candidates.jsonl, rejects.jsonl, summary.json and per-host shards.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Samples per snippet from each checkpoint.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True)
+@click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=0.95, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N snippets of the pool.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Decode slots of the sampling engine.")
+@click.option("--tokenizer", "tokenizer", type=click.Path(path_type=Path),
+              help="Tokenizer (default: the first checkpoint's own).")
+@click.option("--skip-missing", is_flag=True, help="Sample from the checkpoints that exist; count the missing ones.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_tokens, seed, limit, max_batch,
+           tokenizer, skip_missing, progress):
+    """Sample candidates from each synthesizer checkpoint, N per snippet.
+
+    \b
+    scoder sample --snippets runs/x/pool --checkpoints runs/x/iter_01/ckpt --out runs/x/iter_02/samples \\
+                  --n 4 --temperature 0.8 --max-new-tokens 1024
+
+    Reruns resume: finished (snippet, checkpoint) units are kept, unfinished ones are redone.
+    On several hosts each samples its share (by process index) into its own shard files;
+    process 0 merges them once all are done.
+    """
+    from scoder_jax.synth.sampler import SampleConfig, merge_shards, read_snippets, sample_candidates
+
+    cfg = SampleConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+                       max_batch=max_batch, skip_missing=skip_missing,
+                       tokenizer=str(tokenizer) if tokenizer else None)
+    snippets = read_snippets(snippets_path, limit)
+    summary = sample_candidates(snippets, [str(c) for c in checkpoints], out_dir, cfg, progress=progress)
+    if summary["process_count"] > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("scoder-sample-done")
+        if summary["process_index"] == 0:
+            summary["merged"] = merge_shards(out_dir)
+    click.echo(json.dumps(summary))
+    merged = summary.get("merged")
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items())
+    parts = [f"sample: {summary['units_done']} units sampled now ({summary['units_already_done']} done before)",
+             f"{summary['candidates']} candidates",
+             f"{summary['rejects']} rejected" + (f" ({reasons})" if reasons else "")]
+    if summary["prompt_too_long"]:
+        parts.append(f"{summary['prompt_too_long']} prompts too long for the context")
+    if merged:
+        parts.append(f"in all {merged['candidates']} candidates in {out_dir / 'candidates.jsonl'}")
+    click.echo(", ".join(parts), err=True)
+    if summary["missing_checkpoints"]:
+        click.echo(f"skipped {len(summary['missing_checkpoints'])} missing checkpoints: "
+                   f"{', '.join(summary['missing_checkpoints'])}", err=True)
+    if summary["bad_snippets"]:
+        click.echo(f"skipped {summary['bad_snippets']} unusable snippets; first: {summary['first_bad_snippets'][0]}",
+                   err=True)

@@ -143,12 +143,12 @@ def make_corpus(root: Path) -> dict:
 
     with zstandard.open(root / "records" / "part3.jsonl.zst", "wt") as f:
         f.write(json.dumps({"content": "const total = items.reduce((sum, item) => sum + item.price * item.qty, 0);\n"
-                                       "console.log(`total: ${total}`);\n", "lang": "JavaScript"}) + "\n")
+                                       "console.log(`order total for all items in the basket: ${total}`);\n", "lang": "JavaScript"}) + "\n")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"content": [rows[3]["content"], "fn main() {\n    let xs: Vec<i32> = (1..10).collect();\n"
-                                         "    println!(\"{:?}\", xs.iter().sum::<i32>());\n}\n"],
+    pq.write_table(pa.table({"content": [rows[3]["content"], "fn main() { let xs: Vec<i32> = (1..10).collect();\n"
+                                         "    println!(\"sum of the first nine: {:?}\", xs.iter().sum::<i32>()); }\n"],
                              "path": ["a/b.py", "src/main.rs"]}), root / "records" / "part4.parquet")
     return {"he_whole": "HumanEval/0", "he_solution": "HumanEval/12", "mbpp": str(mbpp_item["task_id"]),
             "mbpp_code": mbpp_item["code"], "aws": aws, "ghp": ghp}
@@ -195,9 +195,15 @@ def test_planted_benchmarks_removed_and_attributed(built):
     assert ("mbpp", planted["mbpp"]) in items
     assert m["decontamination"]["benchmarks"]["humaneval"]["removed"] >= 2
     pool = pool_records(out)
-    text = "\n".join(r["content"] for r in pool)
-    assert "has_close_elements" not in text and "pick_longest" not in text
-    assert " ".join(planted["mbpp_code"].split()[:6]) not in " ".join(text.split())
+    units = "\n".join(r["content"] for r in pool if r["kind"] != "window")
+    assert "has_close_elements" not in units and "pick_longest" not in units
+    # windows are random 1-15 line fragments: a few lines may survive, never a whole solution
+    flat = [" ".join(r["content"].lower().split()) for r in pool]
+    he = _humaneval()
+    for needle in (he["HumanEval/12"]["canonical_solution"], planted["mbpp_code"],
+                   he["HumanEval/0"]["prompt"].split('"""')[1]):
+        norm = " ".join(needle.lower().split())
+        assert not any(norm in f for f in flat), norm[:60]
     assert any("def unrelated" in r["content"] for r in pool)  # the harmless neighbour survives
 
 
@@ -212,10 +218,11 @@ def test_duplicates_and_near_duplicates_removed(built):
 def test_secrets_dropped(built):
     root, planted, out, m = built
     text = "\n".join(r["content"] for r in pool_records(out))
-    for secret in (planted["aws"], planted["ghp"], "PRIVATE KEY", "jane.doe@corp-mail.net"):
+    for secret in (planted["aws"], planted["ghp"], "MIIEow", "BEGIN RSA PRIVATE KEY", "jane.doe@corp-mail.net"):
         assert secret not in text
     assert {"aws_key", "github_token", "private_key", "email"} <= set(m["secrets"])
-    assert not any(name in text for name in ("def connect_storage", "def fetch_repos", "def signing_key", "def report_owner"))
+    units = "\n".join(r["content"] for r in pool_records(out) if r["kind"] != "window")
+    assert not any(name in units for name in ("def connect_storage", "def fetch_repos", "def signing_key", "def report_owner"))
 
 
 def test_secrets_redacted(built, tmp_path):

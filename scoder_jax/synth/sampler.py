@@ -130,7 +130,8 @@ def resolve_checkpoints(paths: Sequence[str | Path], *, skip_missing: bool = Fal
         infos = list_checkpoints(p) if p.is_dir() and not (p / "scoder_model.json").exists() \
             and not (p / "config.json").exists() else []
         if infos:
-            refs.extend(CheckpointRef(len(refs) + k, str(i.path), i.step) for k, i in enumerate(infos))
+            base = len(refs)
+            refs.extend(CheckpointRef(base + k, str(i.path), i.step) for k, i in enumerate(infos))
             continue
         try:
             checkpoint_kind(p)
@@ -260,13 +261,15 @@ def _local_mesh():
 
 def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str | Path], out_dir: str | Path,
                       cfg: SampleConfig = SampleConfig(), *, progress: bool = False,
-                      on_unit: Callable[[dict], None] | None = None) -> dict:
+                      on_unit: Callable[[dict], None] | None = None, engine=None) -> dict:
     """Samples `cfg.n` candidates per snippet from each checkpoint into `out_dir` (this host's
     shard; see the module docstring), resuming what an earlier run left. Returns this run's
     summary; with one process the shard is merged (`merge_shards`) and the summary has the
     merged totals under "merged".
 
     `on_unit(marker)` is called after each unit is committed (for progress reporting).
+    `engine`: a `generate.Engine` of the checkpoints' architecture to reuse (its compiled
+    functions carry over between calls, e.g. across iterations); by default one is built.
     """
     from scoder_jax.generate.engine import Engine, completion_text, resolve_stops
     from scoder_jax.generate.sampling import SamplingParams
@@ -322,7 +325,6 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
     reasons: Counter = Counter()
     per_ckpt: dict[int, Counter] = {r.index: Counter() for r in refs}
     bar = _progress(n_todo, progress)
-    engine = None
     tok = None
     mesh = None
     try:

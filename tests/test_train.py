@@ -274,3 +274,18 @@ def test_mesh_that_does_not_divide_devices_fails(tmp_path):
         build_mesh(tiny_cfg(mesh={"data": -1, "fsdp": 3, "num_devices": None}))
     with pytest.raises(ConfigError, match="4 rows per microbatch is not divisible by mesh data\\*fsdp = 8"):
         build_mesh(tiny_cfg(batch_size=4, mesh={"data": 8, "num_devices": None}))
+
+
+def test_train_command_reports_config_errors(tmp_path, monkeypatch, capsys):
+    from scoder_jax import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "train", "scoder_jax.train.commands:train")
+    data = write_jsonl(tmp_path / "d.jsonl", records(4))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "optim.nope=1"])
+    assert e.value.code == 2
+    assert "error: <defaults>: unknown key 'optim.nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"),
+                  "tokenizer=chars", "mesh.num_devices=1"])
+    assert e.value.code == 2 and "missing.jsonl: no such file" in capsys.readouterr().err

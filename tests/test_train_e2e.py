@@ -214,11 +214,18 @@ def test_lora_run_state_and_hf_export_logits_match_transformers(tmp_path):
 
     from scoder_jax.models.checkpoint import load_model
 
+    from scoder_jax import cli
+    from test_train_support import cfg_overrides
+
     data = write_jsonl(tmp_path / "d.jsonl", records(16))
     cfg = tiny_cfg(seq_len=128, batch_size=4, max_steps=3, lora={"rank": 4, "alpha": 8.0, "targets": ("q", "v", "up")},
                    optim={"lr": 5e-2})
-    summary = train(cfg, data, tmp_path / "run")
-    step_dir = Path(summary["checkpoints"][-1]["path"])
+    # through the `scoder train` command, exporting the last checkpoint
+    cli.COMMANDS.setdefault("train", "scoder_jax.train.commands:train")
+    cli.main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--export-hf", str(tmp_path / "hf"),
+              *cfg_overrides(cfg)])
+    step_dir = tmp_path / "run" / "checkpoints" / "3"
+    assert ckpt_lib.latest_checkpoint(tmp_path / "run").path == step_dir
     # optimizer state: LoRA factors only
     meta = ckpt_lib.checkpoint_meta(step_dir)
     assert meta["trainable"] == "lora" and meta["step"] == 3 and meta["lr"] > 0
@@ -236,8 +243,8 @@ def test_lora_run_state_and_hf_export_logits_match_transformers(tmp_path):
     model = load_model(step_dir)
     assert model.cfg.lora is not None and np.abs(np.asarray(model.lora_q_b[...])).max() > 0
     # export merges LoRA; transformers gives the same logits
-    hf_dir = ckpt_lib.export_hf(step_dir, tmp_path / "hf")
-    assert (hf_dir / "tokenizer.json").exists()
+    hf_dir = tmp_path / "hf"
+    assert (hf_dir / "tokenizer.json").exists() and (hf_dir / "config.json").exists()
     ids = np.array([[1, 40, 41, 42, 5, 60, 61, 62, 63, 7]], np.int32)
     ours = np.asarray(model(ids).logits)
     ref = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
@@ -245,3 +252,11 @@ def test_lora_run_state_and_hf_export_logits_match_transformers(tmp_path):
         theirs = ref(torch.tensor(ids, dtype=torch.long)).logits.numpy()
     np.testing.assert_allclose(theirs, ours, atol=2e-4, rtol=1e-4)
     assert transformers.AutoTokenizer.from_pretrained(str(hf_dir)).convert_tokens_to_ids("a") is not None
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_smoke_runs_on_cpu():
+    p = run([os.sys.executable, "tests/benchmarks/train_gpu.py", "--smoke"], child_env(1), timeout=180)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["benchmark"] == "train_gpu" and 0 < out["mfu"] < 1 and out["tokens_per_step"] > 0
+    assert np.isfinite(out["final_loss"]) and out["memory_mib"]["total"] > 0

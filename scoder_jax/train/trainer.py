@@ -22,7 +22,7 @@ from flax import nnx
 
 from scoder_jax import parallel
 from scoder_jax.config import dump_yaml, to_dict
-from scoder_jax.errors import CheckpointError, ConfigError
+from scoder_jax.errors import CheckpointError, ConfigError, DataError
 from scoder_jax.io import write_json_atomic, write_text_atomic
 from scoder_jax.models.config import ModelConfig
 from scoder_jax.models.llama import Decoder
@@ -106,6 +106,8 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     holding checkpoints continues from its latest; otherwise it must not hold any.
     """
     t_start = time.time()
+    if isinstance(data, (str, Path)) and not Path(data).is_file():
+        raise DataError(f"{data}: no such file (the training data: JSONL records)")
     init_distributed(cfg)
     out_dir = Path(out_dir).absolute()
     mesh = build_mesh(cfg)

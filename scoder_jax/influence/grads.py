@@ -138,14 +138,14 @@ def bucket_length(n: int, seq_len: int, minimum: int = 32) -> int:
     return min(t, seq_len)
 
 
-def plan_calls(ex: Examples, seq_len: int, per_call: int) -> list[tuple[int, list[int]]]:
+def plan_calls(ex: Examples, seq_len: int, per_call: int, min_len: int = 32) -> list[tuple[int, list[int]]]:
     """[(row length T, example indices)]: examples sorted by length, grouped `per_call` at a time
     (a call's examples share one T, so little is padded and few shapes are compiled)."""
     pos = ex.positions
     order = sorted(range(len(ex)), key=lambda i: (pos[i], i))
     calls: list[tuple[int, list[int]]] = []
     for i in order:
-        T = bucket_length(int(pos[i]), seq_len)
+        T = bucket_length(int(pos[i]), seq_len, min_len)
         if calls and calls[-1][0] == T and len(calls[-1][1]) < per_call:
             calls[-1][1].append(i)
         else:
@@ -202,6 +202,7 @@ class GradConfig:
     microbatches: int = 4  # microbatches per compiled call (M)
     seq_len: int = 2048  # longest example row; longer ones are truncated
     full_rank: int = 32  # full mode: k of the per-layer Kronecker factors
+    min_len: int = 32  # shortest row length (rows are powers of two from here up to seq_len)
 
 
 class FeatureFn:
@@ -235,7 +236,7 @@ class FeatureFn:
             graphdef, lora, rest = nnx.split(model, nnx.LoRAParam, ...)
             diff, rest = nnx.to_pure_dict(lora), nnx.to_pure_dict(rest)
             self.diff_names = sorted(diff)
-            self.projector = Projector.for_shapes({k: v.shape for k, v in diff.items()}, proj_cfg, lora=True)
+            self.projector = Projector.for_shapes({k: v.shape for k, v in diff.items()}, proj_cfg)
         else:
             raise ConfigError(f"influence mode {cfg.mode!r} is not one of lora, full")
         if moments is not None:
@@ -244,6 +245,7 @@ class FeatureFn:
                 raise ConfigError(f"the checkpoint's Adam moments lack '{missing[0]}'")
         self.graphdef, self.diff, self.rest, self.moments = graphdef, diff, rest, moments
         self.d = proj_cfg.d
+        self._zeros = None
         rows = parallel.LOGICAL_RULES["batch"]
         self.batch_sharding = NamedSharding(mesh, P(None, rows, None))
         self.out_sharding = NamedSharding(mesh, P(None, rows, None))
@@ -255,33 +257,41 @@ class FeatureFn:
     def n_params(self) -> int:
         return int(sum(math.prod(v.shape) for v in self.diff.values()))
 
-    def compiled(self, adam: bool) -> Callable:
-        return _compiled_features(self.graphdef, self.projector.cfg, self.projector.blocks, adam, self.out_sharding)
+    def compiled(self) -> Callable:
+        return _compiled_features(self.graphdef, self.projector.cfg, self.projector.blocks, self.out_sharding)
 
     def device_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         return {k: parallel.host_local_array(v, self.batch_sharding) for k, v in batch.items()}
 
     def __call__(self, batch: dict[str, np.ndarray], adam: bool) -> np.ndarray:
         if adam and self.moments is None:
-            raise ConfigError("the Adam transform needs the checkpoint's moments")
+            raise ConfigError("the Adam transform needs the checkpoint's moments (or use --sgd)")
         m = self.moments
-        moments = (m.mu, m.nu, (m.b1, m.b2, m.eps)) if adam else None
-        out = self.compiled(adam)(self.diff, self.rest, moments, self.projector.mats, self.device_batch(batch))
+        if m is None:  # never read (adam is False), but the compiled function takes them
+            if self._zeros is None:
+                self._zeros = jax.tree.map(jnp.zeros_like, self.diff)
+            m = Moments(self._zeros, self._zeros, 0.9, 0.999, 1e-8)
+        moments = (m.mu, m.nu, np.float32(m.b1), np.float32(m.b2), np.float32(m.eps))
+        out = self.compiled()(self.diff, self.rest, moments, np.bool_(adam), self.projector.mats,
+                              self.device_batch(batch))
         return host_array(out).reshape(-1, self.d)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_features(graphdef, proj_cfg: ProjectionConfig, blocks: tuple, adam: bool, out_sharding) -> Callable:
+def _compiled_features(graphdef, proj_cfg: ProjectionConfig, blocks: tuple, out_sharding) -> Callable:
     """The jitted feature function, shared by every checkpoint of one model and projection
-    (so a second checkpoint reuses the first one's compilations)."""
+    (a second checkpoint, or the targets after the candidates, reuse the compilations).
+
+    (diff, rest, (mu, nu, b1, b2, eps), adam: bool scalar, mats, batch [M, R, T]) -> [M, R, d]
+    """
     projector = Projector(proj_cfg, blocks)
 
-    def features(diff, rest, moments, mats, batch):
+    def features(diff, rest, moments, adam, mats, batch):
+        mu, nu, b1, b2, eps = moments
+
         def one(mb):
             g = per_example_grads(graphdef, diff, rest, mb)
-            if adam:
-                mu, nu, (b1, b2, eps) = moments
-                g = {k: adam_direction(v, mu[k], nu[k], b1, b2, eps) for k, v in g.items()}
+            g = {k: jnp.where(adam, adam_direction(v, mu[k], nu[k], b1, b2, eps), v) for k, v in g.items()}
             return l2_normalize(projector.project(g, mats))
 
         return jax.lax.map(one, batch)

@@ -118,8 +118,12 @@ class Projector:
     mats: dict = field(default_factory=dict)  # cached matrices (arguments of the compiled function)
 
     @classmethod
-    def for_shapes(cls, shapes: dict[str, tuple[int, ...]], cfg: ProjectionConfig, *, lora: bool = True) -> "Projector":
-        mk = lora_block if lora else generic_block
+    def for_shapes(cls, shapes: dict[str, tuple[int, ...]], cfg: ProjectionConfig) -> "Projector":
+        """LoRA factors (`lora_*_a`, `lora_*_b`) as per-layer matrices, anything else as one matrix."""
+        def mk(n, s):
+            return lora_block(n, s) if n.startswith("lora_") and n[-2:] in ("_a", "_b") and len(s) >= 3 \
+                else generic_block(n, s)
+
         blocks = tuple(mk(n, tuple(shapes[n])) for n in sorted(shapes))
         p = cls(cfg, blocks)
         p.mats = p.materialize() if p.dense_bytes() <= cfg.cache_bytes else p.side_mats()

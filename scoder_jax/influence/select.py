@@ -54,6 +54,7 @@ class InfluenceConfig:
     microbatches: int = 4  # microbatches per compiled call
     seq_len: int = 2048  # longer examples are truncated
     full_rank: int = 32  # full mode: Kronecker factor size per linear layer
+    min_len: int = 32  # shortest padded row (rows are powers of two from here to seq_len: fewer shapes to compile)
     group_field: str | None = None  # a targets' field naming its group: max over groups of the group mean
     tokenizer: str | None = None  # None: the checkpoints'; "chars"; a tokenizer path
     mesh_data: int = -1
@@ -73,7 +74,7 @@ class InfluenceConfig:
 
     def grad_config(self) -> GradConfig:
         return GradConfig(mode=self.mode, micro_batch=self.micro_batch, microbatches=self.microbatches,
-                          seq_len=self.seq_len, full_rank=self.full_rank)
+                          seq_len=self.seq_len, full_rank=self.full_rank, min_len=self.min_len)
 
     def projection_config(self) -> ProjectionConfig:
         return ProjectionConfig(d=self.d, seed=self.seed, kind=self.projection, two_stage=self.two_stage,
@@ -252,7 +253,7 @@ def compute_features(ff: FeatureFn, ex: Examples, writer: FeatureWriter, *, adam
                      bar=None) -> None:
     gc = ff.cfg
     per_call = gc.micro_batch * gc.microbatches
-    for T, idx in plan_calls(ex, seq_len, per_call):
+    for T, idx in plan_calls(ex, seq_len, per_call, gc.min_len):
         feats = ff(call_arrays(ex, idx, T, gc.microbatches, gc.micro_batch), adam)
         writer.put(idx, feats[:len(idx)])
         if bar is not None:

@@ -9,6 +9,7 @@ on (seed, e) only), so the resumed run ends where an uninterrupted one would.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -74,13 +75,18 @@ def model_overrides(cfg: TrainConfig) -> dict:
                 lora=cfg.lora.model_config() if cfg.lora is not None else None)
 
 
-def init_model(model_cfg: ModelConfig, mesh, seed: int) -> Decoder:
-    """A randomly initialised model, each parameter created directly on its sharding."""
+@functools.lru_cache(maxsize=8)
+def _init_fn(model_cfg: ModelConfig, mesh, seed: int):
     abstract = nnx.eval_shape(lambda: Decoder(model_cfg, rngs=nnx.Rngs(seed)))
     graphdef, state = nnx.split(abstract)
     shardings = parallel.variable_shardings(state, mesh)
-    state = jax.jit(lambda: nnx.state(Decoder(model_cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)()
-    return nnx.merge(graphdef, state)
+    return graphdef, jax.jit(lambda: nnx.state(Decoder(model_cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)
+
+
+def init_model(model_cfg: ModelConfig, mesh, seed: int) -> Decoder:
+    """A randomly initialised model, each parameter created directly on its sharding."""
+    graphdef, fn = _init_fn(model_cfg, mesh, seed)
+    return nnx.merge(graphdef, fn())
 
 
 def load_initial_model(cfg: TrainConfig, mesh, model: str | None = None) -> tuple[Decoder, str | None]:

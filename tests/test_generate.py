@@ -1,0 +1,190 @@
+"""Sampling engine on a tiny random model: greedy parity with the model's own forward,
+continuous batching = one prompt at a time, sampling distribution (chi-square), filter sets,
+bounded compilations, checkpoint swap, sharding, batch CLI (stream, resume, bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from scipy import stats
+
+from scoder_jax.errors import DataError, ScoderError
+from scoder_jax.generate import forward
+from scoder_jax.generate.engine import Engine
+from scoder_jax.generate.sampling import SamplingParams, filter_logits, sample_key, sample_tokens, step_keys
+from scoder_jax.models.config import LoraConfig, ModelConfig
+from scoder_jax.models.llama import Decoder
+
+CFG = ModelConfig(vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8,
+                  intermediate_size=48, max_position=160, bos_token_id=None, eos_token_id=None)
+BUCKETS = (16, 32, 64, 128, 256)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Decoder(CFG, rngs=nnx.Rngs(0))
+
+
+def prompts(n, seed=0, lo=2, hi=40):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, CFG.vocab_size, size=int(rng.integers(lo, hi))).tolist() for _ in range(n)]
+
+
+def ref_greedy(m, p, n):
+    ids = list(p)
+    for _ in range(n):
+        ids.append(int(jnp.argmax(m(jnp.array([ids])).logits[0, -1])))
+    return ids[len(p):]
+
+
+def test_decode_path_matches_model_forward():
+    cfg = CFG.replace(qkv_bias=True, o_bias=True, lora=LoraConfig(rank=2, targets=("q", "v", "up")))
+    m = Decoder(cfg, rngs=nnx.Rngs(1))
+    for name in ("lora_q_b", "lora_v_b", "lora_up_b", "bq", "bo"):  # make LoRA and biases non-trivial
+        v = getattr(m, name)
+        v.value = 0.1 * jax.random.normal(jax.random.key(len(name)), v.value.shape)
+    specs = forward.layer_param_names(cfg) + forward.global_param_names(cfg)
+    w = forward.split_weights(cfg, {n: getattr(m, n).value for n in specs})
+    toks = jnp.array(prompts(1, seed=3, lo=20, hi=21))
+    full = m(toks).logits[0]  # [T, V]
+    logits, kvs = forward.prefill(cfg, w, toks[:, :12], jnp.array([12]))
+    np.testing.assert_allclose(logits[0], full[11], atol=1e-4, rtol=1e-4)
+    caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 52), (0, 0))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
+              for k, v in kvs]
+    for block in (None, 16):
+        c = caches
+        for t in range(12, 20):
+            lg, c = forward.decode_step(cfg, w, c, toks[:, t], jnp.array([t]), block=block)
+            np.testing.assert_allclose(lg[0], full[t], atol=1e-4, rtol=1e-4)
+
+
+def test_greedy_matches_model_and_continuous_batching_matches_one_at_a_time(model):
+    ps = prompts(7, seed=1)
+    params = SamplingParams(max_new_tokens=24)
+    eng = Engine(model, max_batch=4, buckets=BUCKETS, chunk=4)  # fewer slots than prompts: refills
+    out = eng.generate(ps, params)
+    for p, row in zip(ps[:3], out[:3]):
+        assert row[0].tokens == ref_greedy(model, p, 24)
+    # sampled, n=3, with a stop id: a batch of 4 slots (refills mid-run) == each prompt alone
+    params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=20, n=3, seed=5, stop_ids=(7, 11))
+    batched = eng.generate(ps, params, prompt_ids=list(range(100, 107)))
+    alone = Engine(model, max_batch=1, buckets=BUCKETS, chunk=3)
+    for i, p in enumerate(ps):
+        single = alone.generate([p], params, prompt_ids=[100 + i])[0]
+        assert [c.tokens for c in single] == [c.tokens for c in batched[i]]
+        assert [c.finish_reason for c in single] == [c.finish_reason for c in batched[i]]
+    reasons = {c.finish_reason for row in batched for c in row}
+    for row in batched:
+        for c in row:
+            assert (c.finish_reason == "stop") == (c.tokens[-1] in (7, 11))
+            assert c.finish_reason == "stop" or len(c.tokens) == 20
+            assert not set(c.tokens[:-1]) & {7, 11}
+    assert reasons == {"stop", "length"}
+    # the same seed gives the same samples; another seed others
+    again = eng.generate(ps, params, prompt_ids=list(range(100, 107)))
+    assert [[c.tokens for c in r] for r in again] == [[c.tokens for c in r] for r in batched]
+    other = eng.generate(ps, SamplingParams(**{**params.__dict__, "seed": 6}), prompt_ids=list(range(100, 107)))
+    assert [[c.tokens for c in r] for r in other] != [[c.tokens for c in r] for r in batched]
+
+
+def test_compilations_bounded_and_checkpoint_swap(model):
+    eng = Engine(model, max_batch=8, buckets=BUCKETS)
+    params = SamplingParams(temperature=0.7, max_new_tokens=12, n=2)
+    eng.generate(prompts(10, seed=2, lo=2, hi=60), params)
+    shapes = [k for k in eng.compiled_shapes if k[0] in ("decode", "insert")]
+    decode = [k for k in shapes if k[0] == "decode"]
+    insert = [k for k in shapes if k[0] == "insert"]
+    assert len(decode) == 1
+    n_len_buckets = len({b for b in BUCKETS if b <= 64})
+    n_count_buckets = 3  # prefill batches of 1, 2 or 4 prompts (8 slots, 2 samples each)
+    assert len(insert) <= n_len_buckets * n_count_buckets
+    assert eng.compilations == len(eng.compiled_shapes)
+    n = eng.compilations
+    before = eng.generate(prompts(10, seed=2, lo=2, hi=60), params)
+    assert eng.compilations == n  # same shapes: nothing new
+    other = Decoder(CFG, rngs=nnx.Rngs(9))
+    eng.set_model(other)
+    after = eng.generate(prompts(10, seed=2, lo=2, hi=60), params)
+    assert eng.compilations == n  # parameters swapped, nothing recompiled
+    assert [[c.tokens for c in r] for r in after] != [[c.tokens for c in r] for r in before]
+    with pytest.raises(ScoderError, match="another architecture"):
+        eng.set_model(Decoder(CFG.replace(intermediate_size=40), rngs=nnx.Rngs(0)))
+
+
+def test_first_token_distribution_matches_softmax(model):
+    p = prompts(1, seed=4)[0]
+    T = 1.3
+    logits = model(jnp.array([p])).logits[0, -1]
+    probs = np.asarray(jax.nn.softmax(logits / T), np.float64)
+    n = 4000
+    eng = Engine(model, max_batch=512, buckets=BUCKETS)
+    out = eng.generate([p], SamplingParams(temperature=T, max_new_tokens=1, n=n, seed=1))[0]
+    counts = np.bincount([c.tokens[0] for c in out], minlength=CFG.vocab_size)
+    # pool rare tokens so every expected count is >= 5
+    order = np.argsort(probs)[::-1]
+    exp = probs[order] * n
+    keep = exp >= 5
+    obs = np.concatenate([counts[order][keep], [counts[order][~keep].sum()]])
+    ex = np.concatenate([exp[keep], [exp[~keep].sum()]])
+    ok = ex > 0
+    chi2, pval = stats.chisquare(obs[ok], ex[ok] * obs[ok].sum() / ex[ok].sum())
+    assert pval > 1e-3, (chi2, pval)
+
+
+def test_filters_never_emit_outside_their_set():
+    rng = np.random.default_rng(0)
+    B, V = 64, 50
+    logits = jnp.asarray(rng.standard_normal((B, V)) * 3, jnp.float32)
+    probs = np.asarray(jax.nn.softmax(logits))
+    keys = jax.vmap(lambda i: sample_key(0, 0, i))(jnp.arange(B))
+    ones = jnp.ones((B,), jnp.float32)
+    order = np.argsort(-probs, axis=1)
+    for top_k, top_p, min_p in ((5, 1.0, 0.0), (0, 0.6, 0.0), (0, 1.0, 0.2), (3, 0.5, 0.1)):
+        allowed = np.ones((B, V), bool)
+        if top_k:
+            allowed &= np.isin(np.arange(V)[None], order[:, :top_k]) if False else \
+                np.array([np.isin(np.arange(V), order[b, :top_k]) for b in range(B)])
+        if top_p < 1:
+            sp = np.take_along_axis(probs, order, 1)
+            n_keep = np.maximum(((np.cumsum(sp, 1) - sp) < top_p).sum(1), 1)
+            allowed &= np.array([np.isin(np.arange(V), order[b, :n_keep[b]]) for b in range(B)])
+        if min_p:
+            allowed &= probs >= min_p * probs.max(1, keepdims=True)
+        kn = (jnp.full((B,), top_k, jnp.int32), jnp.full((B,), top_p, jnp.float32), jnp.full((B,), min_p, jnp.float32))
+        assert np.array_equal(np.isfinite(np.asarray(filter_logits(logits, *kn))), allowed)
+        for step in range(30):
+            for mode in ("filtered", "any"):
+                toks = np.asarray(sample_tokens(logits, step_keys(keys, jnp.full((B,), step)), ones, *kn, mode=mode))
+                assert allowed[np.arange(B), toks].all(), (top_k, top_p, min_p, mode)
+
+
+def test_sharded_engine_gives_same_greedy_tokens(model):
+    from scoder_jax import parallel
+
+    assert len(jax.devices()) == 8, "conftest sets 8 simulated CPU devices"
+    mesh = parallel.make_mesh(data=2, fsdp=2, tensor=2)
+    ps = prompts(6, seed=7)
+    params = SamplingParams(max_new_tokens=10)
+    single = Engine(model, max_batch=8, buckets=BUCKETS).generate(ps, params)
+    eng = Engine(model, max_batch=8, buckets=BUCKETS, mesh=mesh)
+    sharded = eng.generate(ps, params)
+    assert [[c.tokens for c in r] for r in sharded] == [[c.tokens for c in r] for r in single]
+    w = eng.weights["layers"][0]["w_gate"]
+    assert len(w.sharding.device_set) == 8 and w.addressable_shards[0].data.size < w.size
+
+
+def test_bad_input_fails_clearly(model):
+    eng = Engine(model, buckets=BUCKETS)
+    with pytest.raises(ScoderError, match="prompt 1: empty"):
+        eng.generate([[1, 2], []], SamplingParams())
+    with pytest.raises(ScoderError, match="exceed the model's context of 160"):
+        eng.generate([[1] * 100], SamplingParams(max_new_tokens=61))
+    with pytest.raises(ScoderError, match="outside the vocabulary"):
+        eng.generate([[1, 64]], SamplingParams())
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)

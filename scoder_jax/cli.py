@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "seed": "scoder_jax.synth.commands:seed",
     "eval": "scoder_jax.evaluate:eval_command",
     "train": "scoder_jax.train.commands:train",
+    "influence": "scoder_jax.influence.commands:influence",
     "iterate": "scoder_jax.run_commands:iterate",
     "export": "scoder_jax.run_commands:export",
 }

@@ -147,7 +147,9 @@ class Context:
         return self.run_dir / self.stages[stage_name].out
 
     def synth_base(self) -> str:
-        return self.cfg.synth.model
+        from scoder_jax.assets import resolve
+
+        return resolve(self.cfg.synth.model)
 
 
 # ----------------------------------------------------------------------------- stage bodies
@@ -157,11 +159,21 @@ def _stdlib_dir() -> str:
     return sysconfig.get_paths()["stdlib"]
 
 
+def resolve_source(spec: str) -> str:
+    """`stdlib` (this interpreter's standard library), `stdlib/PART` (a module or package of
+    it), or a path / tfds: source as `scoder snippets build` takes them."""
+    if spec == "stdlib":
+        return _stdlib_dir()
+    if spec.startswith("stdlib/"):
+        return str(Path(_stdlib_dir()) / spec[len("stdlib/"):])
+    return spec
+
+
 def run_pool(ctx: Context, stage: Stage, out: Path) -> dict:
     from scoder_jax.data.pool import build_pool
     from scoder_jax.data.writers import iter_pool
 
-    sources = [(_stdlib_dir() if s == "stdlib" else s) for s in ctx.cfg.pool.sources]
+    sources = [resolve_source(s) for s in ctx.cfg.pool.sources]
     build_cfg = dataclasses.replace(ctx.cfg.pool.build, seed=ctx.cfg.seed)
     manifest = build_pool(sources, out / "build", build_cfg, progress=ctx.progress)
     snippets = list(iter_pool(out / "build"))
@@ -273,9 +285,11 @@ def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
 def judge_path(ctx: Context) -> str:
     from scoder_jax.models.presets import PRESETS
 
+    from scoder_jax.assets import resolve
+
     j = ctx.cfg.score.judge
     if j != "base":
-        return j
+        return resolve(j)
     base = ctx.synth_base()
     if base in PRESETS:  # a random-init preset has no checkpoint: judge with S_0
         return checkpoint_set(ctx, "sft_00", 1)[-1]
@@ -293,27 +307,29 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
 
 
 def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
+    """LESS-style influence of each initially kept candidate on the seed set, over S_{t-1}'s checkpoints."""
     kept = read_jsonl(ctx.path(f"score_{stage.iteration:02d}") / "selected.jsonl")
     ic = ctx.cfg.influence
     if not ic.enabled or not kept:
-        scores = [{"id": r["id"], "influence": None} for r in kept]
-        write_jsonl_atomic(out / "scores.jsonl", scores)
+        write_jsonl_atomic(out / "scores.jsonl", [{"id": r["id"], "score": None} for r in kept])
         return {"candidates": len(kept), "skipped": True}
-    from scoder_jax.influence.api import InfluenceConfig, run_influence as influence
+    from scoder_jax.influence.select import InfluenceConfig, run_influence as influence
 
     targets = read_jsonl(ctx.path("seed") / "seed.jsonl")
     checkpoints = checkpoint_set(ctx, f"sft_{stage.iteration - 1:02d}", ctx.cfg.sample.checkpoints)
-    icfg = InfluenceConfig(dim=ic.dim, sgd=ic.sgd, microbatch=ic.microbatch, seed=ctx.cfg.seed,
-                           train=ctx.cfg.synth)
-    return influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg,
-                     progress=ctx.progress)
+    mode = ic.mode if ic.mode != "auto" else ("lora" if ctx.cfg.synth.lora is not None else "full")
+    icfg = InfluenceConfig(keep=1.0, d=ic.dim, seed=ctx.cfg.seed, mode=mode, sgd=ic.sgd or mode == "full",
+                           micro_batch=ic.microbatch, seq_len=ctx.cfg.synth.seq_len, progress=ctx.progress)
+    summary = influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg)
+    return {"candidates": len(kept), "targets": len(targets), "checkpoints": len(checkpoints), "mode": mode,
+            **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 
 
 def run_select(ctx: Context, stage: Stage, out: Path) -> dict:
     """D_t = D_p + the top `influence.keep` fraction of the initially selected candidates."""
     t = stage.iteration
     kept = read_jsonl(ctx.path(f"score_{t:02d}") / "selected.jsonl")
-    inf = {r["id"]: r.get("influence") for r in read_jsonl(ctx.path(f"influence_{t:02d}") / "scores.jsonl")}
+    inf = {r["id"]: r.get("score") for r in read_jsonl(ctx.path(f"influence_{t:02d}") / "scores.jsonl")}
     for r in kept:
         r.setdefault("meta", {})["influence"] = inf.get(r["id"])
         r["meta"]["iteration"] = t

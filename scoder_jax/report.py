@@ -58,8 +58,8 @@ def collect(run_dir: Path, manifest: dict) -> dict:
             row["pass@1"] = c.get("pass@1")
         if kind == "select":
             for rec in _rows(run_dir / stages.get(f"influence_{it:02d}", {}).get("out", "-") / "scores.jsonl"):
-                if isinstance(rec.get("influence"), (int, float)):
-                    influence.append(float(rec["influence"]))
+                if isinstance(rec.get("score"), (int, float)):
+                    influence.append(float(rec["score"]))
     final_eval = (stages.get("eval") or {}).get("counts") or {}
     timing = {n: e.get("seconds") for n, e in stages.items() if e.get("seconds") is not None}
     return {"iterations": dict(sorted(iters.items())), "aspects": aspects, "influence": influence,

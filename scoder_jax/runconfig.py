@@ -59,6 +59,7 @@ class InfluenceSection:
     enabled: bool = True
     keep: float = 0.5  # fraction of the initially kept candidates selected by influence
     dim: int = 8192
+    mode: str = "auto"  # lora | full (per-layer Kronecker projection, plain gradients) | auto: lora when synth.lora is set
     sgd: bool = False  # plain gradients instead of the Adam transform for candidates
     microbatch: int = 8
 

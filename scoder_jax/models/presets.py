@@ -34,6 +34,9 @@ PRESETS: dict[str, ModelConfig] = {
                                 rope=RopeConfig(theta=100000.0), max_position=8192, rms_norm_eps=1e-5,
                                 tie_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2),
 }
+# The tiny model with SmolLM2's 49152-token vocabulary: smoke runs with a real tokenizer.
+PRESETS["tiny-smollm2-vocab"] = PRESETS["tiny"].replace(name="tiny-smollm2-vocab", vocab_size=49152,
+                                                        bos_token_id=1, eos_token_id=2, pad_token_id=2)
 # Instruct variants share the architecture (they differ in weights and chat template only).
 PRESETS["deepseek-coder-1.3b-instruct"] = PRESETS["deepseek-coder-1.3b"].replace(name="deepseek-coder-1.3b-instruct", eos_token_id=32021)
 PRESETS["deepseek-coder-6.7b-instruct"] = PRESETS["deepseek-coder-6.7b"].replace(name="deepseek-coder-6.7b-instruct", eos_token_id=32021)

@@ -72,8 +72,11 @@ def resolve_tokenizer(spec: str | None, model_path: str | None):
     from scoder_jax.models.checkpoint import load_tokenizer
     from scoder_jax.tokenizer import Tokenizer
 
+    from scoder_jax.assets import resolve
+
     if spec == "chars":
         return char_tokenizer()
+    spec = resolve(spec)
     if spec is not None:
         return Tokenizer.load(spec)
     if model_path is None or not Path(model_path).exists():
@@ -217,11 +220,10 @@ def pack(lengths: Sequence[int], order: Sequence[int], seq_len: int, window: int
         return [[int(i)] for i in order]
     rows: list[list[int]] = []
     free: list[int] = []
-    first_open = 0  # rows before this index are out of the window
     for i in order:
         n = int(lengths[i])
         placed = False
-        for r in range(max(first_open, len(rows) - window), len(rows)):
+        for r in range(max(0, len(rows) - window), len(rows)):
             if free[r] >= n:
                 rows[r].append(int(i))
                 free[r] -= n

@@ -94,7 +94,9 @@ def load_initial_model(cfg: TrainConfig, mesh, model: str | None = None) -> tupl
     from scoder_jax.models.checkpoint import load_model
     from scoder_jax.models.presets import PRESETS
 
-    spec = model or cfg.model
+    from scoder_jax.assets import resolve
+
+    spec = resolve(model or cfg.model)
     over = model_overrides(cfg)
     if not Path(spec).exists() and spec in PRESETS:
         return init_model(PRESETS[spec].replace(**over), mesh, cfg.seed), None
@@ -153,6 +155,7 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     ckpt = ckpt_lib.TrainCheckpointer(out_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save,
                                       model_cfg=mcfg, tokenizer=tok)
     start = 0
+    meta: dict = {}
     latest = ckpt.latest_step()
     if latest is not None:
         if not resume:
@@ -175,6 +178,18 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     step_fn = step_lib.build_step(graphdef, tx, grad_accum=cfg.grad_accum, loss_chunk=cfg.loss_chunk)
     jitted = step_lib.jit_step(step_fn, p_sh, o_sh, f_sh, bsh)
 
+    if start >= total:  # a finished run: nothing to compile or train
+        _say(f"{out_dir}: already trained ({start} of {total} steps)")
+        metrics.close()
+        ckpt.close()
+        infos = ckpt_lib.list_checkpoints(out_dir, repair=primary, tokenizer=tok)
+        return {"steps": total, "resumed_from": start, "final_loss": float(meta.get("loss", float("nan"))),
+                "tokens": 0, "elapsed_s": time.time() - t_start, "compile_s": 0.0, "memory": {},
+                "trainable_params": int(sum(x.size for x in jax.tree.leaves(params))),
+                "params": int(sum(x.size for x in jax.tree.leaves(params)) + sum(x.size for x in jax.tree.leaves(frozen))),
+                "data": ds.stats, "samples": len(ds),
+                "checkpoints": [{"step": i.step, "path": str(i.path), "lr": i.lr} for i in infos],
+                "out_dir": str(out_dir)}
     t0 = time.time()
     compiled, mem = step_lib.compile_step(
         jitted, step_lib.abstract_like(params, p_sh), step_lib.abstract_like(opt_state, o_sh),

@@ -226,6 +226,9 @@ def test_lora_run_state_and_hf_export_logits_match_transformers(tmp_path):
               *cfg_overrides(cfg)])
     step_dir = tmp_path / "run" / "checkpoints" / "3"
     assert ckpt_lib.latest_checkpoint(tmp_path / "run").path == step_dir
+    # the same command again resumes (same LoRA model), finds the run finished, and trains nothing
+    again = train(cfg, data, tmp_path / "run")
+    assert again["resumed_from"] == 3 and again["tokens"] == 0 and np.isfinite(again["final_loss"])
     # optimizer state: LoRA factors only
     meta = ckpt_lib.checkpoint_meta(step_dir)
     assert meta["trainable"] == "lora" and meta["step"] == 3 and meta["lr"] > 0

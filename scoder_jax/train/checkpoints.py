@@ -197,7 +197,7 @@ ARCH_FIELDS = ("arch", "vocab_size", "hidden_size", "num_layers", "num_heads", "
 
 def check_same_model(meta: dict, cfg: ModelConfig, where: Path) -> None:
     stored = meta.get("model") or {}
-    mine = cfg.to_dict()
+    mine = json.loads(json.dumps(cfg.to_dict()))  # as stored: tuples become lists
     for f in ARCH_FIELDS:
         if stored.get(f) != mine.get(f):
             raise CheckpointError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -64,8 +65,11 @@ def bench_jax(recs, cfg_model, args) -> dict:
                       optim=OptimConfig(lr=1e-4, warmup_steps=0, clip_norm=1.0, weight_decay=0.01),
                       mesh=MeshConfig(data=1, num_devices=1), checkpoint=CheckpointConfig(keep=1),
                       remat=args.remat, loss_chunk=args.loss_chunk)
-    summary = train(cfg, recs, tmp / "run")
-    logs = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
+    try:
+        summary = train(cfg, recs, tmp / "run")
+        logs = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     steps = [r for r in logs if "loss" in r][args.warmup:]
     tokens = sum(r["tokens"] for r in steps)
     secs = sum(r["step_s"] for r in steps)

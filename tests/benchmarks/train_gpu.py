@@ -79,22 +79,17 @@ def main() -> None:
           + ", ".join(f"{k} {v / 2**20:.0f}" for k, v in mem.items()), file=sys.stderr, flush=True)
     step_lib.check_fits(mem)
 
-    # packed rows of instruction-length samples (random ids), loss on the second half of each
+    # instruction-length samples (random ids, loss on the second half of each), packed first-fit
+    # into rows by the trainer's packer
+    from scoder_jax.train.data import pack
+
     rng = np.random.default_rng(0)
-
-    def row():
-        ids, masks, used = [], [], 0
-        while True:
-            n = int(np.clip(rng.lognormal(np.log(400), 0.6), 32, args.seq_len + 1))
-            if used + n - 1 > args.seq_len:
-                break
-            x = rng.integers(3, cfg.vocab_size, n).astype(np.int32)
-            ids.append(x)
-            masks.append(np.arange(n) >= n // 2)
-            used += n - 1
-        return make_row(ids, masks, args.seq_len)
-
-    host = [row() for _ in range(rows)]
+    lens = np.clip(rng.lognormal(np.log(400), 0.6, 8 * rows * args.seq_len // 400), 32, args.seq_len + 1).astype(int)
+    samples = [rng.integers(3, cfg.vocab_size, n).astype(np.int32) for n in lens]
+    packed = pack(lens - 1, np.arange(len(lens)), args.seq_len, window=64)
+    # the first rows of an epoch's packing (the steady state; only an epoch's last rows are emptier)
+    host = [make_row([samples[i] for i in r], [np.arange(lens[i]) >= lens[i] // 2 for i in r], args.seq_len)
+            for r in packed[:rows]]
     tokens = int(sum((r["segment_ids"] > 0).sum() for r in host))
     batch = {k: jax.device_put(np.stack([r[k] for r in host]).reshape(args.grad_accum, micro, -1), bsh)
              for k in host[0]}
@@ -112,6 +107,7 @@ def main() -> None:
     mfu = tps * flops_tok / (peak * n_dev)
     print(json.dumps({
         "benchmark": "train_gpu", "mfu": mfu, "tokens_per_s": tps, "step_s": step_s, "tokens_per_step": tokens,
+        "row_fill": tokens / (rows * args.seq_len),
         "preset": args.preset, "params": int(sum(x.size for x in jax.tree.leaves(params))),
         "seq_len": args.seq_len, "rows_per_device": args.rows, "grad_accum": args.grad_accum, "remat": args.remat,
         "loss_chunk": args.loss_chunk, "devices": n_dev, "device": jax.devices()[0].device_kind,

@@ -9,12 +9,14 @@ next-token distribution restricted to the ten digit tokens "0".."9":
 `digit_mass = sum_d p(d)` (under the full softmax) says how much the judge meant to answer with
 a digit at all; it is kept as a diagnostic.
 
-Cost. The Z prompts of one candidate differ only in their closing aspect question, so the
-shared prefix (instructions, snippet, problem, solution, tests) is run once into a KV cache and
-only the Z short suffixes are run on top of it: one forward pass over the candidate instead of
-Z. Prompts are batched, sorted by length and padded to length buckets; one compiled function
-per (batch, prefix bucket, suffix bucket). Parameters are arguments, so `Judge.set_model` swaps
-in another checkpoint of the same architecture without recompiling.
+Cost. Prompts are laid out so that work is shared: instructions and rubrics first (the same
+for every candidate), then the exercise (the same for every aspect of a candidate), then a
+one-line aspect question. Per batch, the common prefix is run once into a KV cache, each
+candidate's part once on top of it, and only the Z short questions per candidate after that:
+about one forward pass over the exercise instead of Z over the whole prompt. Batches are
+sorted by length and padded to buckets; one compiled function per (batch, shared bucket,
+own bucket, question bucket). Parameters are arguments, so `Judge.set_model` swaps in another
+checkpoint of the same architecture without recompiling.
 
 Prompts longer than `max_prompt_tokens` are shortened by cutting the longest of snippet,
 solution, tests and problem (marked "... [truncated]"); such candidates are flagged.
@@ -56,7 +58,7 @@ DEFAULT_ASPECTS: tuple[Aspect, ...] = (
            "How challenging and instructive is the problem? 0: trivial; 9: hard."),
 )
 
-JUDGE_SYSTEM = "You are a strict, fair reviewer of programming exercises. You answer with a single digit."
+JUDGE_SYSTEM = "You are a strict, fair reviewer of programming exercises."
 
 
 def aspects_from(spec: Sequence[dict] | None) -> tuple[Aspect, ...]:
@@ -83,20 +85,26 @@ def _fence(code: str, tag: str) -> str:
     return f"{fence}{tag}\n{code.rstrip()}\n{fence}"
 
 
-def judge_messages(candidate: dict, aspect: Aspect) -> list[dict]:
-    """The chat asking for one aspect's rating of one candidate. Everything before the aspect
-    question is the same for every aspect (the shared prefix)."""
+def judge_messages(candidate: dict, aspect: Aspect, aspects: Sequence[Aspect] | None = None) -> list[dict]:
+    """The chat asking for one aspect's rating of one candidate.
+
+    Layout: instructions and every aspect's rubric (the same for all candidates), then the
+    exercise (the same for all aspects of a candidate), then the one-line aspect question.
+    `aspects` lists the rubrics shown (default: just `aspect`'s).
+    """
+    aspects = tuple(aspects) if aspects else (aspect,)
     tag = language(candidate.get("lang") or "python").tag
     snippet = (candidate.get("snippet") or "").strip("\n")
-    parts = ["Review the programming exercise below, which was written from a code snippet. After it comes "
-             "one criterion: rate the exercise on that criterion alone, from 0 (worst) to 9 (best), and answer "
-             "with a single digit and nothing else.\n"]
+    rubrics = "\n".join(f"- {a.title}: {a.rubric}" for a in aspects)
+    parts = ["Rate the programming exercise below, which was written from a code snippet, on one criterion, "
+             "from 0 (worst) to 9 (best). Answer with a single digit and nothing else.\n\n"
+             f"Criteria:\n{rubrics}\n"]
     parts.append("Code snippet:\n" + (_fence(snippet, tag) if snippet.strip() else "(not given)") + "\n")
     parts.append("Problem:\n" + (candidate.get("problem") or "").strip() + "\n")
     parts.append("Solution:\n" + _fence(candidate.get("solution") or "", tag) + "\n")
     tests = candidate.get("tests") or ""
     parts.append("Tests:\n" + (_fence(tests, tag) if tests.strip() else "(none)") + "\n")
-    parts.append(f"Criterion: {aspect.title}. {aspect.rubric} Rating (0-9):")
+    parts.append(f"Criterion: {aspect.title}. Rating (0-9):")
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
 
 
@@ -157,7 +165,7 @@ class Judge:
     """
 
     PREFIX_BUCKETS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384)
-    SUFFIX_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    SUFFIX_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
     def __init__(self, model, tokenizer, aspects: Sequence[Aspect] = DEFAULT_ASPECTS, *, batch_size: int = 8,
                  tokens_per_batch: int = 8192, max_prompt_tokens: int | None = None):
@@ -179,7 +187,7 @@ class Judge:
         self.graphdef, self.state = nnx.split(model)
         self._fn = jax.jit(partial(_judge_logprobs, self.graphdef))
         self.compiled: set[tuple] = set()
-        self.stats: dict[str, float] = {"forward_s": 0.0, "prefix_tokens": 0, "suffix_tokens": 0}
+        self.stats: dict[str, float] = {"forward_s": 0.0, "shared_tokens": 0, "own_tokens": 0, "suffix_tokens": 0}
 
     def set_model(self, model) -> None:
         from flax import nnx
@@ -191,7 +199,7 @@ class Judge:
 
     # ------------------------------------------------------------------ prompts
     def _encode(self, cand: dict) -> list[list[int]]:
-        return [self.tokenizer.encode_chat(judge_messages(cand, a)) for a in self.aspects]
+        return [self.tokenizer.encode_chat(judge_messages(cand, a, self.aspects)) for a in self.aspects]
 
     def prompts(self, cand: dict) -> tuple[list[list[int]], bool]:
         """Token ids of the Z prompts of one candidate, shortened to fit; (ids, truncated)."""
@@ -223,7 +231,7 @@ class Judge:
         truncated = np.zeros((n,), bool)
         prompt_tokens = np.zeros((n,), np.int64)
         skipped: dict[int, str] = {}
-        items = []  # (index, prefix ids, [suffix ids per aspect])
+        items = []  # (index, prompt ids per aspect, shared prefix length)
         for i, c in enumerate(candidates):
             why = unjudgeable(c)
             if why:
@@ -232,17 +240,17 @@ class Judge:
             ids, cut = self.prompts(c)
             truncated[i] = cut
             prompt_tokens[i] = max(len(x) for x in ids)
-            k = min(_common_prefix(ids), min(len(x) for x in ids) - 1)
-            items.append((i, ids[0][:k], [x[k:] for x in ids]))
-        # sort by prefix length, then cut into batches of one prefix bucket each
-        items.sort(key=lambda it: (len(it[1]), max(len(s) for s in it[2])))
+            items.append((i, ids, min(_common_prefix(ids), min(len(x) for x in ids) - 1)))
+        # sort by the candidate's own part, then cut into batches of one bucket each
+        glob = _common_prefix([ids[0] for _, ids, _ in items]) if items else 0
+        items.sort(key=lambda it: (it[2] - glob, max(len(x) for x in it[1]) - it[2]))
         batches = []
         j = 0
         while j < len(items):
-            Tp = _bucket(max(len(items[j][1]), 1), self.PREFIX_BUCKETS)
-            B = max(1, min(self.batch_size, self.tokens_per_batch // Tp))
-            group = [it for it in items[j:j + B] if _bucket(max(len(it[1]), 1), self.PREFIX_BUCKETS) == Tp]
-            batches.append((Tp, group))
+            Tc = _bucket(max(items[j][2] - glob, 1), self.PREFIX_BUCKETS)
+            B = max(1, min(self.batch_size, self.tokens_per_batch // Tc))
+            group = [it for it in items[j:j + B] if _bucket(max(it[2] - glob, 1), self.PREFIX_BUCKETS) == Tc]
+            batches.append(group)
             j += len(group)
         bar = None
         if progress:
@@ -250,8 +258,8 @@ class Judge:
 
             bar = tqdm(total=len(items), unit="cand", desc="judge", dynamic_ncols=True)
         try:
-            for Tp, group in batches:
-                logp = self._run(Tp, group)  # [Z, b, 10]
+            for group in batches:
+                logp = self._run(group)  # [Z, b, 10]
                 p = np.exp(logp.astype(np.float64))
                 m = p.sum(-1)  # [Z, b]
                 ev = (p * np.arange(10)).sum(-1) / np.maximum(m, 1e-300)
@@ -265,42 +273,55 @@ class Judge:
                 bar.close()
         return JudgeResult(scores, mass, truncated, skipped, prompt_tokens)
 
-    def _run(self, Tp: int, group) -> np.ndarray:
+    def _run(self, group) -> np.ndarray:
+        """One batch: the prefix shared by the whole batch once, each candidate's part once,
+        then its Z aspect suffixes on top. Returns log p(digit) [Z, len(group), 10]."""
         Z = len(self.aspects)
-        B = max(1, min(self.batch_size, self.tokens_per_batch // Tp))
+        g = min(_common_prefix([ids[0] for _, ids, _ in group]), min(k for _, _, k in group))
+        Tc = _bucket(max(max(k - g for _, _, k in group), 1), self.PREFIX_BUCKETS)
+        Gb = _bucket(max(g, 1), self.PREFIX_BUCKETS)
+        B = max(1, min(self.batch_size, self.tokens_per_batch // Tc))
         B = 1 << (B.bit_length() - 1)  # a power of two: fewer shapes
         while B < len(group):
             B *= 2
-        Ts = _bucket(max(len(s) for _, _, sufs in group for s in sufs), self.SUFFIX_BUCKETS)
+        Ts = _bucket(max(len(x) - k for _, ids, k in group for x in ids), self.SUFFIX_BUCKETS)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
-        prefix = np.full((B, Tp), pad, np.int32)
-        plen = np.zeros((B,), np.int32)
+        shared = np.full((Gb,), pad, np.int32)
+        shared[:g] = group[0][1][0][:g]
+        own = np.full((B, Tc), pad, np.int32)
+        own_len = np.zeros((B,), np.int32)
         suffix = np.full((Z, B, Ts), pad, np.int32)
         slen = np.ones((Z, B), np.int32)
-        for r, (_, pre, sufs) in enumerate(group):
-            prefix[r, :len(pre)] = pre
-            plen[r] = len(pre)
-            for z, s in enumerate(sufs):
-                suffix[z, r, :len(s)] = s
-                slen[z, r] = len(s)
-        key = (B, Tp, Ts)
+        for r, (_, ids, k) in enumerate(group):
+            own[r, :k - g] = ids[0][g:k]
+            own_len[r] = k - g
+            for z, x in enumerate(ids):
+                suffix[z, r, :len(x) - k] = x[k:]
+                slen[z, r] = len(x) - k
+        key = (B, Gb, Tc, Ts)
         t0 = time.perf_counter()
-        out = np.asarray(self._fn(self.state, prefix, plen, suffix, slen, self.digit_ids))
+        out = np.asarray(self._fn(self.state, shared, np.int32(g), own, own_len, suffix, slen, self.digit_ids))
         dt = time.perf_counter() - t0
         if key not in self.compiled:
             self.compiled.add(key)
-            log.info("judge: compiled and ran (B=%d, prefix=%d, suffix=%d) in %.1fs", B, Tp, Ts, dt)
+            log.info("judge: compiled and ran (B=%d, shared=%d, own=%d, suffix=%d) in %.1fs", B, Gb, Tc, Ts, dt)
         self.stats["forward_s"] += dt
-        self.stats["prefix_tokens"] += int(plen.sum())
+        self.stats["shared_tokens"] += g
+        self.stats["own_tokens"] += int(own_len.sum())
         self.stats["suffix_tokens"] += int(slen[:, :len(group)].sum())
         return out[:, :len(group)]
 
 
-def _judge_logprobs(graphdef, state, prefix, prefix_len, suffix, suffix_len, digit_ids):
+def _judge_logprobs(graphdef, state, shared, g, own, own_len, suffix, suffix_len, digit_ids):
     """log p(digit) under the full next-token softmax at the last token of each prompt.
 
-    prefix [B, Tp] (right-padded, lengths prefix_len [B]); suffix [Z, B, Ts] (right-padded,
-    lengths suffix_len [Z, B] >= 1); digit_ids [10]. Returns [Z, B, 10] fp32.
+    Prompt b, aspect z = shared[:g] + own[b, :own_len[b]] + suffix[z, b, :suffix_len[z, b]].
+    shared [Gb] (padded; g real tokens), own [B, Tc] (right-padded), suffix [Z, B, Ts]
+    (right-padded, lengths >= 1), digit_ids [10]. Returns [Z, B, 10] fp32.
+
+    Every token is written to the KV slot of its position; a pass's padding lands on slots that
+    the next pass overwrites or that lie beyond the last real position (masked), so each real
+    token attends exactly to the real tokens before it.
     """
     import jax
     import jax.numpy as jnp
@@ -309,16 +330,20 @@ def _judge_logprobs(graphdef, state, prefix, prefix_len, suffix, suffix_len, dig
     from scoder_jax.models.llama import init_cache
 
     model = nnx.merge(graphdef, state)
-    B, Tp = prefix.shape
-    Ts = suffix.shape[-1]
-    cache = init_cache(model.cfg, B, Tp + Ts)
-    positions = jnp.broadcast_to(jnp.arange(Tp, dtype=jnp.int32), (B, Tp))
-    cache = model(prefix, positions=positions, cache=cache, return_logits=False).cache
+    B, Tc = own.shape
+    Gb, Ts = shared.shape[0], suffix.shape[-1]
+    S = Gb + Tc + Ts
+    one_row = init_cache(model.cfg, 1, S)
+    one_row = model(shared[None], positions=jnp.arange(Gb, dtype=jnp.int32)[None], cache=one_row,
+                    return_logits=False).cache
+    cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (c.shape[0], B, *c.shape[2:])), one_row)
+    pos = g + jnp.broadcast_to(jnp.arange(Tc, dtype=jnp.int32), (B, Tc))
+    cache = model(own, positions=pos, cache=cache, return_logits=False).cache
     rows = jnp.arange(B)
 
     def one(args):
         suf, slen = args
-        pos = prefix_len[:, None] + jnp.arange(Ts, dtype=jnp.int32)[None, :]
+        pos = g + own_len[:, None] + jnp.arange(Ts, dtype=jnp.int32)[None, :]
         h = model(suf, positions=pos, cache=cache, return_logits=False).hidden  # [B, Ts, E]
         last = h[rows, slen - 1][:, None]  # [B, 1, E]
         logits = model.logits(last)[:, 0]  # [B, V] fp32

@@ -258,5 +258,9 @@ def test_sample_command(tmp_path, tiny_ckpts):
     assert summary["missing_checkpoints"] == [str(tmp_path / "gone")]
     assert summary["merged"]["units_done"] == 3 and len(_records(out)) == 3
     assert "skipped 1 missing checkpoints" in res.stderr and "unusable snippets" in res.stderr
+    res = CliRunner().invoke(sample, ["--merge", "--out", str(out)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["complete"] is True
+    res = CliRunner().invoke(sample, ["--out", str(out)])
+    assert "--snippets and --checkpoints are required" in str(res.exception)
     with pytest.raises(DataError, match="no shard"):
         merge_shards(tmp_path)

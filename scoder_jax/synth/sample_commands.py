@@ -9,9 +9,9 @@ import click
 
 
 @click.command("sample")
-@click.option("--snippets", "snippets_path", required=True, type=click.Path(path_type=Path),
+@click.option("--snippets", "snippets_path", type=click.Path(path_type=Path),
               help="Snippet pool: a JSONL file or a directory of them (fields id, lang, content).")
-@click.option("--checkpoints", "checkpoints", required=True, multiple=True, type=click.Path(path_type=Path),
+@click.option("--checkpoints", "checkpoints", multiple=True, type=click.Path(path_type=Path),
               help="A checkpoint (GGUF, HF dir, scoder-jax checkpoint) or a training run's output directory "
                    "(all its kept checkpoints). Repeat the option for several.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
@@ -28,9 +28,14 @@ import click
 @click.option("--tokenizer", "tokenizer", type=click.Path(path_type=Path),
               help="Tokenizer (default: the first checkpoint's own).")
 @click.option("--skip-missing", is_flag=True, help="Sample from the checkpoints that exist; count the missing ones.")
+@click.option("--process-index", type=click.IntRange(min=0),
+              help="This host's shard (default: jax.process_index(); set both for independent jobs).")
+@click.option("--process-count", type=click.IntRange(min=1), help="Number of shards (default: jax.process_count()).")
+@click.option("--merge", "merge_only", is_flag=True,
+              help="Only merge the shards in --out (after independent jobs finished) and print the summary.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_tokens, seed, limit, max_batch,
-           tokenizer, skip_missing, progress):
+           tokenizer, skip_missing, process_index, process_count, merge_only, progress):
     """Sample candidates from each synthesizer checkpoint, N per snippet.
 
     \b
@@ -38,22 +43,42 @@ def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_t
                   --n 4 --temperature 0.8 --max-new-tokens 1024
 
     Reruns resume: finished (snippet, checkpoint) units are kept, unfinished ones are redone.
-    On several hosts each samples its share (by process index) into its own shard files;
-    process 0 merges them once all are done.
+    On several hosts (jax.distributed, SCODER_COORDINATOR...) each samples its share (by
+    process index) into its own shard files and process 0 merges them once all are done.
+    Independent jobs give --process-index/--process-count, then one `--merge` joins the shards.
     """
+    from scoder_jax.errors import ScoderError
     from scoder_jax.synth.sampler import SampleConfig, merge_shards, read_snippets, sample_candidates
 
+    if merge_only:
+        merged = merge_shards(out_dir)
+        click.echo(json.dumps(merged))
+        if not merged["complete"]:
+            click.echo(f"merge: {merged['units_done']} of {merged['units_expected']} units done in {merged['shards']} "
+                       f"of {merged['process_count']} shards; rerun the unfinished shards, then --merge again", err=True)
+        return
+    if snippets_path is None or not checkpoints:
+        raise ScoderError("scoder sample: --snippets and --checkpoints are required (or --merge alone)")
+    from scoder_jax import parallel
+
+    parallel.maybe_initialize_distributed()
     cfg = SampleConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-                       max_batch=max_batch, skip_missing=skip_missing,
-                       tokenizer=str(tokenizer) if tokenizer else None)
+                       max_batch=max_batch, skip_missing=skip_missing, process_index=process_index,
+                       process_count=process_count, tokenizer=str(tokenizer) if tokenizer else None)
     snippets = read_snippets(snippets_path, limit)
     summary = sample_candidates(snippets, [str(c) for c in checkpoints], out_dir, cfg, progress=progress)
     if summary["process_count"] > 1:
-        from jax.experimental import multihost_utils
+        import jax
 
-        multihost_utils.sync_global_devices("scoder-sample-done")
-        if summary["process_index"] == 0:
-            summary["merged"] = merge_shards(out_dir)
+        if jax.process_count() == summary["process_count"]:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("scoder-sample-done")
+            if summary["process_index"] == 0:
+                summary["merged"] = merge_shards(out_dir)
+        else:
+            click.echo(f"shard {summary['process_index']} of {summary['process_count']} done; once every shard is, "
+                       f"run `scoder sample --merge --out {out_dir}`", err=True)
     click.echo(json.dumps(summary))
     merged = summary.get("merged")
     reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items())

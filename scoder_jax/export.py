@@ -18,7 +18,9 @@ COLUMNS = ("id", "problem", "solution", "tests", "snippet", "snippet_id", "lang"
 
 def export_row(rec: dict, iteration: int | None = None) -> dict:
     meta = rec.get("meta", {}) or {}
-    scores = meta.get("scores") or {}
+    score = meta.get("score")
+    scores = (score.get("scores") if isinstance(score, dict) else meta.get("scores")) or {}
+    total = score.get("total") if isinstance(score, dict) else score
     return {
         "id": rec["id"],
         "problem": rec["problem"],
@@ -29,7 +31,7 @@ def export_row(rec: dict, iteration: int | None = None) -> dict:
         "lang": rec.get("lang", "python"),
         "iteration": meta.get("iteration", iteration),
         "checkpoint": None if meta.get("checkpoint") is None else str(meta.get("checkpoint")),
-        "score": meta.get("score"),
+        "score": total,
         "scores": {str(k): float(v) for k, v in scores.items()} if isinstance(scores, dict) else {},
         "influence": meta.get("influence"),
     }

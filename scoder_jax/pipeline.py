@@ -271,6 +271,7 @@ def snippets_for(ctx: Context, stage: Stage) -> list[dict]:
 
 
 def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
+    """N samples per snippet from each of S_{t-1}'s last M checkpoints (the final set: S_T's last)."""
     from scoder_jax.synth.sampler import SampleConfig, sample_candidates
 
     final = stage.name == "final_sample"
@@ -278,8 +279,10 @@ def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
     scfg = SampleConfig(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                        seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), batch=ctx.cfg.sample.batch)
-    return sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
+                        seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), max_batch=ctx.cfg.sample.batch)
+    summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
+    merged = summary.get("merged", summary)
+    return {k: v for k, v in merged.items() if isinstance(v, (int, float, str, bool))}
 
 
 def judge_path(ctx: Context) -> str:
@@ -297,13 +300,38 @@ def judge_path(ctx: Context) -> str:
 
 
 def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
-    from scoder_jax.score.select import ScoreConfig, score_and_select
+    """Multi-aspect judge + execution signals, weighted total, best candidate per snippet."""
+    from scoder_jax.io import read_jsonl as _read
+    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
+    from scoder_jax.score.select import SelectConfig, score_candidates
+    from scoder_jax.score.weights import Weights
 
     src = "final_sample" if stage.name == "final_score" else f"sample_{stage.iteration:02d}"
     sc = ctx.cfg.score
-    cfg = ScoreConfig(aspects=tuple(sc.aspects), weights=dict(sc.weights), threshold=sc.threshold,
-                      execution=sc.execution, require_tests_pass=sc.require_tests_pass, timeout_s=sc.timeout_s)
-    return score_and_select(ctx.path(src) / "candidates.jsonl", judge_path(ctx), out, cfg, progress=ctx.progress)
+    by_name = {a.name: a for a in DEFAULT_ASPECTS}
+    unknown = [a for a in sc.aspects if a not in by_name]
+    if unknown:
+        raise ConfigError(f"score.aspects: unknown aspect {unknown[0]!r} (known: {', '.join(by_name)})")
+    aspects = tuple(by_name[a] for a in sc.aspects)
+    w = dict(sc.weights)
+    default = Weights.default([a.name for a in aspects])
+    weights = Weights(tuple(a.name for a in aspects),
+                      tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
+                      tuple(float(w.get(k, d)) for k, d in zip(("parses", "runs", "passes"), default.exec_weights)),
+                      0.0, sc.threshold, "config")
+    candidates = _read(ctx.path(src) / "candidates.jsonl") if (ctx.path(src) / "candidates.jsonl").exists() else []
+    if not candidates:
+        for name in ("scores.jsonl", "selected.jsonl"):
+            write_jsonl_atomic(out / name, [])
+        return {"candidates": 0, "selected": 0}
+    path = judge_path(ctx)
+    judge = load_judge(path, aspects)
+    summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights,
+                               select=SelectConfig(threshold=sc.threshold, require_parse=True,
+                                                   require_pass=sc.require_tests_pass),
+                               use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress)
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or k == "reasons"}
 
 
 def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:

@@ -35,7 +35,7 @@ PRESETS: dict[str, ModelConfig] = {
                                 tie_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2),
 }
 # The tiny model with SmolLM2's 49152-token vocabulary: smoke runs with a real tokenizer.
-PRESETS["tiny-smollm2-vocab"] = PRESETS["tiny"].replace(name="tiny-smollm2-vocab", vocab_size=49152,
+PRESETS["tiny-smollm2-vocab"] = PRESETS["tiny"].replace(name="tiny-smollm2-vocab", vocab_size=49152, max_position=2048,
                                                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
 # Instruct variants share the architecture (they differ in weights and chat template only).
 PRESETS["deepseek-coder-1.3b-instruct"] = PRESETS["deepseek-coder-1.3b"].replace(name="deepseek-coder-1.3b-instruct", eos_token_id=32021)

@@ -408,7 +408,7 @@ RUNNERS: dict[str, Callable[[Context, Stage, Path], dict]] = {
     "influence": run_influence, "select": run_select, "export": run_export, "student": run_student,
     "eval": run_eval, "report": run_report,
 }
-RESUMABLE = {"sft", "student", "sample"}  # these keep partial work across kills
+RESUMABLE = {"sft", "student", "sample", "score"}  # these keep partial work across kills
 
 
 # ----------------------------------------------------------------------------- the loop

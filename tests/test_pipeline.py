@@ -1,0 +1,157 @@
+"""`scoder iterate` on the smoke preset: end to end, killed and resumed, config changes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scoder_jax.errors import ConfigError, ScoderError
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _iterate(run_dir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
+                        str(run_dir), "--no-progress", *extra], cwd=REPO, env=_env(), capture_output=True, text=True,
+                       timeout=1500)
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def _manifest(run_dir: Path) -> dict:
+    return json.loads((run_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    _iterate(run_dir)
+    return run_dir
+
+
+def test_smoke_runs_end_to_end(smoke_run):
+    m = _manifest(smoke_run)
+    assert all(e["status"] == "done" for e in m["stages"].values()), m["stages"]
+    names = list(m["stages"])
+    for s in ("pool", "seed", "sft_00", "sample_01", "score_01", "influence_01", "select_01", "sft_01",
+              "final_sample", "final_score", "export", "student", "eval", "report"):
+        assert s in names
+    rows = [json.loads(l) for l in (smoke_run / "final/dataset/dataset.jsonl").read_text().splitlines()]
+    assert rows, "the smoke run's final dataset is empty"
+    for r in rows:
+        assert r["problem"] and r["solution"] and r["tests"] and r["score"] is not None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(smoke_run / "final/dataset/dataset.parquet")
+    assert table.num_rows == len(rows) and {"problem", "solution", "tests", "snippet", "influence"} <= set(table.column_names)
+    html = (smoke_run / "report.html").read_text()
+    assert "Per iteration" in html and "<img" in html
+    cands = [json.loads(l) for l in (smoke_run / "iter_01/samples/candidates.jsonl").read_text().splitlines()]
+    assert {c["meta"]["checkpoint_index"] for c in cands} == {0, 1}  # two checkpoints of S_0
+    # a rerun does nothing
+    before = {k: v["finished"] for k, v in m["stages"].items()}
+    _iterate(smoke_run)
+    after = {k: v["finished"] for k, v in _manifest(smoke_run)["stages"].items()}
+    assert {k for k in after if after[k] != before[k]} <= {"report"}
+
+
+def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    before = {k: v["finished"] for k, v in _manifest(run)["stages"].items()}
+    _iterate(run, "--until", "select_01", "score.weights={clarity: 2.0}")
+    after = {k: v["finished"] for k, v in _manifest(run)["stages"].items()}
+    rerun = {k for k in after if after[k] != before[k]}
+    assert rerun == {"score_01", "influence_01", "select_01"}, rerun
+
+
+def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
+    run = tmp_path / "run"
+    moments = ["sft_00", "sample_01", "score_01", "sft_01", "final_sample"]
+    for stage in moments:
+        proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
+                                 str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 900
+        while time.time() < deadline and proc.poll() is None:
+            mf = run / "manifest.json"
+            if mf.exists():
+                try:
+                    entry = json.loads(mf.read_text())["stages"].get(stage, {})
+                except json.JSONDecodeError:
+                    entry = {}
+                if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 3:
+                    break
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    _iterate(run)
+    a = (smoke_run / "final/dataset/dataset.jsonl").read_bytes()
+    b = (run / "final/dataset/dataset.jsonl").read_bytes()
+    ids = [json.loads(l)["id"] for l in b.decode().splitlines()]
+    assert len(ids) == len(set(ids))
+    assert a == b
+
+
+def test_bad_config_and_foreign_run_dir(tmp_path):
+    from scoder_jax.pipeline import iterate
+    from scoder_jax.runconfig import load_run_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsample:\n  n: 2\n  temprature: 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:4.*temprature"):
+        load_run_config(bad)
+    bad.write_text("name: x\niterations: two\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2.*iterations"):
+        load_run_config(bad)
+    r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", str(bad), "--run-dir",
+                        str(tmp_path / "r")], cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 2 and "iterations" in r.stderr and "bad.yaml" in r.stderr
+
+    cfg, _ = load_run_config("smoke")
+    run = tmp_path / "run"
+    iterate(cfg, run, until="seed", progress=False)
+    import dataclasses
+
+    other = dataclasses.replace(cfg, name="other")
+    with pytest.raises(ConfigError, match="belongs to config 'smoke'"):
+        iterate(other, run, until="seed", progress=False)
+    iterate(other, run, until="seed", force=True, progress=False)
+
+
+def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
+    import errno
+
+    from scoder_jax import pipeline
+    from scoder_jax.runconfig import load_run_config
+
+    cfg, _ = load_run_config("smoke")
+    run = tmp_path / "run"
+    pipeline.iterate(cfg, run, until="pool", progress=False)
+
+    def full(ctx, stage, out):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(pipeline.RUNNERS, "seed", full)
+    with pytest.raises(ScoderError, match=r"disk full while running stage seed; .*\(pool and earlier\) are intact"):
+        pipeline.iterate(cfg, run, until="seed", progress=False)
+    m = _manifest(run)
+    assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()

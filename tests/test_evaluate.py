@@ -315,12 +315,6 @@ def test_cli_user_errors_exit_2(tmp_path, toy_file, capsys):
     assert code == 2 and "other.jsonl: sample 1: task_id 'HumanEval/0'" in err
 
 
-def test_cli_model_path_without_engine_is_a_user_error(toy_file, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "scoder_jax.generate.engine", None)  # import -> ModuleNotFoundError
-    code, _, err = _cli(["--benchmark", str(toy_file), "--model", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "needs the sampling engine (scoder_jax.generate)" in err
-
-
 def test_cli_model_path_calls_the_engine_and_scores(toy_file, tmp_path, monkeypatch, capsys):
     calls = []
 

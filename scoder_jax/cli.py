@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "train": "scoder_jax.train.commands:train",
     "influence": "scoder_jax.influence.commands:influence",
     "iterate": "scoder_jax.run_commands:iterate",
+    "plan": "scoder_jax.plan:plan",
+    "sample": "scoder_jax.synth.sample_commands:sample",
+    "score": "scoder_jax.score.score_commands:score",
     "export": "scoder_jax.run_commands:export",
 }
 

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 
 from scoder_jax.models import rope as rope_lib
 from scoder_jax.models.config import ModelConfig
-from scoder_jax.models.llama import _proj, lora_specs, param_specs, rms_norm
+from scoder_jax.models.llama import attention_inputs as _qkv, attention_output_and_mlp as _out_and_mlp
+from scoder_jax.models.llama import lora_specs, param_specs, rms_norm
 
 Weights = dict[str, Any]  # {"embed", "final_norm", ["lm_head"], "layers": [ {name: [...]} * L ]}
 LayerCache = tuple[jax.Array, jax.Array]  # k, v [B, K, S, D]
@@ -68,28 +69,6 @@ def logits_of(cfg: ModelConfig, w: Weights, h: jax.Array) -> jax.Array:
     if cfg.tie_embeddings:
         return jnp.einsum("...e,ve->...v", h.astype(cd), w["embed"].astype(cd), preferred_element_type=jnp.float32)
     return jnp.einsum("...e,ev->...v", h.astype(cd), w["lm_head"].astype(cd), preferred_element_type=jnp.float32)
-
-
-def _qkv(cfg: ModelConfig, p: dict, x: jax.Array, cos, sin):
-    cd = x.dtype
-    q = _proj(cfg, p, "q", x, "bte,ehd->bthd", ("bte,er->btr", "btr,rhd->bthd"))
-    k = _proj(cfg, p, "k", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
-    v = _proj(cfg, p, "v", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
-    if cfg.qkv_bias:
-        q, k, v = q + p["bq"].astype(cd), k + p["bk"].astype(cd), v + p["bv"].astype(cd)
-    return rope_lib.apply_rope(q, cos, sin), rope_lib.apply_rope(k, cos, sin), v
-
-
-def _out_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.Array) -> jax.Array:
-    cd = h.dtype
-    o = _proj(cfg, p, "o", attn, "bthd,hde->bte", ("bthd,hdr->btr", "btr,re->bte"))
-    if cfg.o_bias:
-        o = o + p["bo"].astype(cd)
-    h = h + o
-    x = rms_norm(h, p["mlp_norm"], cfg.rms_norm_eps)
-    gate = _proj(cfg, p, "gate", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
-    up = _proj(cfg, p, "up", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
-    return h + _proj(cfg, p, "down", jax.nn.silu(gate) * up, "btf,fe->bte", ("btf,fr->btr", "btr,re->bte"))
 
 
 def prefill(cfg: ModelConfig, w: Weights, tokens: jax.Array, lengths: jax.Array):

@@ -214,26 +214,20 @@ def _proj(cfg: ModelConfig, p: dict, target: str, x: jax.Array, eq: str, lora_eq
     return y
 
 
-def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v):
-    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None."""
-    cd = h.dtype
-    x = rms_norm(h, p["attn_norm"], cfg.rms_norm_eps)
+def attention_inputs(cfg: ModelConfig, p: dict, x: jax.Array, cos, sin):
+    """Normed residual x [B, T, E] -> rotated q [B, T, H, D], k, v [B, T, K, D]."""
+    cd = x.dtype
     q = _proj(cfg, p, "q", x, "bte,ehd->bthd", ("bte,er->btr", "btr,rhd->bthd"))
     k = _proj(cfg, p, "k", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
     v = _proj(cfg, p, "v", x, "bte,ekd->btkd", ("bte,er->btr", "btr,rkd->btkd"))
     if cfg.qkv_bias:
         q, k, v = q + p["bq"].astype(cd), k + p["bk"].astype(cd), v + p["bv"].astype(cd)
-    q = rope_lib.apply_rope(q, cos, sin)
-    k = rope_lib.apply_rope(k, cos, sin)
-    if cache_k is not None:
-        rows = jnp.arange(h.shape[0])[:, None]
-        cache_k = cache_k.at[rows, positions].set(k.astype(cache_k.dtype), mode="drop")
-        cache_v = cache_v.at[rows, positions].set(v.astype(cache_v.dtype), mode="drop")
-        k, v = cache_k.astype(cd), cache_v.astype(cd)
-    if cache_k is None:
-        attn = causal_attention(q, k, v, mask)
-    else:
-        attn = attention(q, k, v, mask)
+    return rope_lib.apply_rope(q, cos, sin), rope_lib.apply_rope(k, cos, sin), v
+
+
+def attention_output_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.Array) -> jax.Array:
+    """Residual h [B, T, E] + o-projection of attn [B, T, H, D], then the SwiGLU block."""
+    cd = h.dtype
     o = _proj(cfg, p, "o", attn, "bthd,hde->bte", ("bthd,hdr->btr", "btr,re->bte"))
     if cfg.o_bias:
         o = o + p["bo"].astype(cd)
@@ -241,8 +235,22 @@ def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache
     x = rms_norm(h, p["mlp_norm"], cfg.rms_norm_eps)
     gate = _proj(cfg, p, "gate", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
     up = _proj(cfg, p, "up", x, "bte,ef->btf", ("bte,er->btr", "btr,rf->btf"))
-    down = _proj(cfg, p, "down", jax.nn.silu(gate) * up, "btf,fe->bte", ("btf,fr->btr", "btr,re->bte"))
-    return h + down, cache_k, cache_v
+    return h + _proj(cfg, p, "down", jax.nn.silu(gate) * up, "btf,fe->bte", ("btf,fr->btr", "btr,re->bte"))
+
+
+def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v):
+    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None."""
+    cd = h.dtype
+    q, k, v = attention_inputs(cfg, p, rms_norm(h, p["attn_norm"], cfg.rms_norm_eps), cos, sin)
+    if cache_k is not None:
+        rows = jnp.arange(h.shape[0])[:, None]
+        cache_k = cache_k.at[rows, positions].set(k.astype(cache_k.dtype), mode="drop")
+        cache_v = cache_v.at[rows, positions].set(v.astype(cache_v.dtype), mode="drop")
+        k, v = cache_k.astype(cd), cache_v.astype(cd)
+        attn = attention(q, k, v, mask)
+    else:
+        attn = causal_attention(q, k, v, mask)
+    return attention_output_and_mlp(cfg, p, h, attn), cache_k, cache_v
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:

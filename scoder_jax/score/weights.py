@@ -11,8 +11,8 @@ negatives (`corrupt`), by
     logistic  L2-regularised logistic regression, w, v >= 0 (scipy L-BFGS-B); total = log-odds
 
 Both are cross-validated (stratified k-fold, deterministic); the report gives the pooled
-out-of-fold AUC, the per-fold AUCs, the in-sample AUC of the final fit and each feature's own
-AUC. The suggested threshold maximises Youden's J (TPR - FPR) on the final fit's totals.
+out-of-fold AUC (cv_auc), the per-fold AUCs and their mean (cv_auc_mean), the in-sample AUC
+of the final fit (auc) and each feature's own AUC (feature_aucs). The suggested threshold maximises Youden's J (TPR - FPR) on the final fit's totals.
 Non-negative weights keep the score monotone: a better rating never lowers it.
 
 Corruptions (deterministic in `seed`), each a copy of positive i with parts of positive j:
@@ -244,7 +244,8 @@ def fit_weights(aspect_scores: np.ndarray, signals: Sequence[dict | None], label
     fitted = X @ full + b
     report = {
         "method": method, "folds": k, "seed": seed, "use_exec": use_exec, "n_pos": n_pos, "n_neg": n_neg,
-        "auc": auc(fitted, y), "cv_auc": auc(oof, y), "fold_aucs": fold_aucs,
+        "auc": auc(fitted, y), "cv_auc": auc(oof, y), "cv_auc_mean": float(np.nanmean(fold_aucs)),
+        "fold_aucs": fold_aucs,
         "feature_aucs": {n: auc(X[:, i], y) for i, n in enumerate(names)},
         "l2": l2 if method == "logistic" else None,
     }
@@ -257,14 +258,7 @@ def fit_weights(aspect_scores: np.ndarray, signals: Sequence[dict | None], label
 # Calibration set
 
 
-def _py_parses(code: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(code)
-        return True
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
+from scoder_jax.score.signals import _parses as _py_parses  # noqa: E402
 
 
 def break_code(code: str, python: bool = True) -> str:

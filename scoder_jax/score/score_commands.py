@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -168,8 +169,8 @@ def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, s
     judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens)
     weights, rows = calibrate(positives, judge, method=method, folds=folds, seed=seed, n_negatives=negatives,
                               use_exec=use_exec, limits=_limits(timeout_s), workers=workers, l2=l2, progress=progress)
-    weights = type(weights)(**{**weights.__dict__, "report": {**weights.report, "judge": str(judge_path),
-                                                              "positives": str(positives_path)}})
+    weights = dataclasses.replace(weights, report={**weights.report, "judge": str(judge_path),
+                                                   "positives": str(positives_path)})
     weights.save(out_path)
     calib = out_path.with_name(out_path.stem + ".calibration.jsonl")
     write_jsonl_atomic(calib, rows)

@@ -108,7 +108,7 @@ def _judge_identity(judge, judge_name: str) -> dict:
 
 def score_candidates(candidates: Sequence[dict], judge, out_dir: str | Path, *, judge_name: str = "",
                      weights: Weights | None = None, select: SelectConfig = SelectConfig(), use_exec: bool = True,
-                     limits=None, workers: int | None = None, chunk: int = 64, progress: bool = False) -> dict:
+                     limits=None, workers: int | None = None, chunk: int = 256, progress: bool = False) -> dict:
     """Judges and executes the candidates not yet in `out_dir/judged.jsonl`, then totals and
     selects (see the module docstring). `judge` is a `score.judge.Judge`; `weights` default to
     `Weights.default(aspects)`. Returns the summary (also written to summary.json)."""

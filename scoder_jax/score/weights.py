@@ -12,7 +12,8 @@ negatives (`corrupt`), by
 
 Both are cross-validated (stratified k-fold, deterministic); the report gives the pooled
 out-of-fold AUC (cv_auc), the per-fold AUCs and their mean (cv_auc_mean), the in-sample AUC
-of the final fit (auc) and each feature's own AUC (feature_aucs). The suggested threshold maximises Youden's J (TPR - FPR) on the final fit's totals.
+of the final fit (auc) and each feature's own AUC (feature_aucs). The suggested threshold
+maximises Youden's J (TPR - FPR) on the final fit's totals.
 Non-negative weights keep the score monotone: a better rating never lowers it.
 
 Corruptions (deterministic in `seed`), each a copy of positive i with parts of positive j:

@@ -367,9 +367,7 @@ def plan(config_spec, devices, device_memory_gb, mesh_spec, section, no_compile,
     student.lora=null, student.remat=full).
     """
     if not no_compile and devices > 0:
-        cpu = None
-        if os.environ.get(_REEXEC_ENV) != "1":
-            cpu = cpu_devices(devices)
+        cpu = cpu_devices(devices)
         if cpu is None:
             if os.environ.get(_REEXEC_ENV) == "1":
                 raise ConfigError(f"could not get {devices} simulated CPU devices")

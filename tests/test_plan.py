@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import jax
 import pytest
@@ -100,3 +101,18 @@ def test_bad_inputs(tiny_config):
     res = CliRunner().invoke(plan, ["--config", tiny_config, "--devices", "2", "--no-compile",
                                     "student.model=no-such-model"])
     assert res.exit_code != 0 and "neither a checkpoint path nor a preset" in str(res.exception)
+
+
+def test_reexec_when_jax_has_too_few_devices(tiny_config):
+    """A process whose backend already started with 1 device re-runs the plan with the flag set."""
+    import subprocess
+    import sys
+
+    code = ("import jax; assert len(jax.devices()) == 1; from scoder_jax.cli import main; "
+            f"main(['plan', '--config', {tiny_config!r}, '--devices', '4', '--mesh', '1,2,2', '--json'])")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**env, "JAX_PLATFORMS": "cpu"})
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert data["mesh"] == {"data": 1, "fsdp": 2, "tensor": 2} and data["xla"]["argument"] > 0

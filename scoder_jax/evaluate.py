@@ -24,6 +24,8 @@ Files written to `--out DIR`:
 
 from __future__ import annotations
 
+import importlib
+
 import ast
 import builtins
 import json
@@ -436,7 +438,7 @@ def generate_samples_with_model(
     """Samples `n` completions per problem from the sampling engine; returns
     `{"task_id", "completion"}` dicts (completions cut at the problem's stop sequences)."""
     try:
-        from scoder_jax.generate import engine
+        engine = importlib.import_module("scoder_jax.generate.engine")
     except ModuleNotFoundError as e:
         if e.name in ("scoder_jax.generate", "scoder_jax.generate.engine"):
             raise ScoderError("model-driven evaluation needs the sampling engine (scoder_jax.generate)") from None
@@ -550,9 +552,9 @@ def evaluate_model(model_path: str | Path, benchmark: str, out_dir: str | Path, 
                    limit: int = 0, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 512,
                    timeout_s: float = 10.0, chat: bool = True, workers: int | None = None) -> dict:
     """Samples a (chat) model on a benchmark, scores it in the sandbox, writes results; returns the summary."""
-    from scoder_jax.generate import engine
     from scoder_jax.score.execution import Limits
 
+    engine = importlib.import_module("scoder_jax.generate.engine")
     problems = load_benchmark(benchmark, problems_file)
     if limit:
         problems = problems[:limit]

@@ -375,6 +375,11 @@ def run_export(ctx: Context, stage: Stage, out: Path) -> dict:
     from scoder_jax.export import export_dataset
 
     rows = read_jsonl(ctx.path("final_score") / "selected.jsonl")
+    for r in rows:  # checkpoints named relative to the run directory: the dataset does not depend on where it ran
+        meta = r.get("meta") or {}
+        ck = meta.get("checkpoint")
+        if isinstance(ck, str) and Path(ck).is_absolute() and Path(ck).is_relative_to(ctx.run_dir):
+            meta["checkpoint"] = Path(ck).relative_to(ctx.run_dir).as_posix()
     return export_dataset(rows, out, iteration=ctx.cfg.iterations + 1)
 
 

@@ -84,30 +84,41 @@ def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_
 
 
 def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
+    """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
+    fine-tune) is killed at five moments across the later stages, rerun each time, and ends
+    with the uninterrupted run's dataset, byte for byte."""
     run = tmp_path / "run"
-    moments = ["sft_00", "sample_01", "score_01", "sft_01", "final_sample"]
+    shutil.copytree(smoke_run, run)
+    m = _manifest(run)
+    keep = {"pool", "seed", "sft_00"}
+    for name in list(m["stages"]):
+        if name not in keep:
+            shutil.rmtree(run / m["stages"][name]["out"], ignore_errors=True)
+            del m["stages"][name]
+    (run / "manifest.json").write_text(json.dumps(m))
+    (run / "report.html").unlink()
+    moments = ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]
     for stage in moments:
         proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
                                  str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 900
         while time.time() < deadline and proc.poll() is None:
-            mf = run / "manifest.json"
-            if mf.exists():
-                try:
-                    entry = json.loads(mf.read_text())["stages"].get(stage, {})
-                except json.JSONDecodeError:
-                    entry = {}
-                if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 3:
-                    break
-            time.sleep(0.5)
+            try:
+                entry = json.loads((run / "manifest.json").read_text())["stages"].get(stage, {})
+            except (json.JSONDecodeError, FileNotFoundError):
+                entry = {}
+            if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 0.5:
+                break
+            time.sleep(0.3)
+        assert proc.poll() is None, f"the run ended before stage {stage} was killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     _iterate(run)
     a = (smoke_run / "final/dataset/dataset.jsonl").read_bytes()
     b = (run / "final/dataset/dataset.jsonl").read_bytes()
     ids = [json.loads(l)["id"] for l in b.decode().splitlines()]
-    assert len(ids) == len(set(ids))
+    assert ids and len(ids) == len(set(ids))
     assert a == b
 
 

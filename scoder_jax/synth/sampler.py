@@ -100,7 +100,9 @@ def unit_prompt_id(snippet_id: str, checkpoint_index: int) -> int:
 
 
 def candidate_id(snippet_id: str, checkpoint: str, checkpoint_index: int, sample_index: int, seed: int) -> str:
-    return content_id(f"{snippet_id}\0{checkpoint}\0{checkpoint_index}\0{sample_index}\0{seed}", prefix="cand")
+    """Stable across moves of the run directory: only the checkpoint path's last three parts count."""
+    where = "/".join(Path(checkpoint).parts[-3:])
+    return content_id(f"{snippet_id}\0{where}\0{checkpoint_index}\0{sample_index}\0{seed}", prefix="cand")
 
 
 # ----------------------------------------------------------------------------------------------

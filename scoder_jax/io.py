@@ -105,10 +105,11 @@ def _open_text(path: Path):
     return open(path, "r", encoding="utf-8")
 
 
-def iter_jsonl(path: PathLike, *, require: tuple[str, ...] = ()) -> Iterator[dict]:
+def iter_jsonl(path: PathLike, *, require: tuple[str, ...] = (), where_field: str | None = None) -> Iterator[dict]:
     """Yields one dict per non-blank line; a malformed line raises DataError naming file:line.
 
-    `require` lists fields every record must have.
+    `require` lists fields every record must have; `where_field`, if given, is set on each
+    record to its "file:line" (for later error messages). Reads .gz and .zst too.
     """
     path = Path(path)
     if not path.exists():
@@ -127,6 +128,8 @@ def iter_jsonl(path: PathLike, *, require: tuple[str, ...] = ()) -> Iterator[dic
                 for key in require:
                     if key not in rec:
                         raise DataError(f"{path}:{lineno}: missing field '{key}'")
+                if where_field is not None:
+                    rec[where_field] = f"{path}:{lineno}"
                 yield rec
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None

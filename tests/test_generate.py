@@ -164,6 +164,33 @@ def test_filters_never_emit_outside_their_set():
                 assert allowed[np.arange(B), toks].all(), (top_k, top_p, min_p, mode)
 
 
+def test_filter_from_top_cap_equals_full_sort():
+    """Above TOP_CAP the thresholds come from lax.top_k when exact, else from a full sort: both
+    must keep exactly the set a full sort keeps (peaked rows take the fast path, flat rows fall back)."""
+    from scoder_jax.generate import sampling
+
+    rng = np.random.default_rng(1)
+    B, V = 8, 4 * sampling.TOP_CAP
+    peaked = rng.standard_normal((B, V)) * 6  # the nucleus closes within the top TOP_CAP
+    flat = rng.standard_normal((B, V)) * 0.05  # it does not: the fallback sorts
+    for scale, x in (("peaked", peaked), ("flat", flat)):
+        logits = jnp.asarray(x, jnp.float32)
+        probs = np.asarray(jax.nn.softmax(logits))
+        order = np.argsort(-probs, axis=1)
+        sp = np.take_along_axis(probs, order, 1)
+        for top_k, top_p, min_p in ((40, 1.0, 0.0), (0, 0.9, 0.0), (0, 1.0, 0.05), (2000, 0.95, 0.0),
+                                    (sampling.TOP_CAP + 5, 1.0, 0.0)):
+            n_keep = np.maximum(((np.cumsum(sp, 1) - sp) < top_p).sum(1), 1) if top_p < 1 else np.full(B, V)
+            n_keep = np.minimum(n_keep, top_k or V)
+            allowed = np.array([np.isin(np.arange(V), order[b, :n_keep[b]]) for b in range(B)])
+            if min_p:
+                allowed &= probs >= min_p * probs.max(1, keepdims=True)
+            kn = (jnp.full((B,), top_k, jnp.int32), jnp.full((B,), top_p, jnp.float32),
+                  jnp.full((B,), min_p, jnp.float32))
+            got = np.isfinite(np.asarray(jax.jit(sampling.filter_logits)(logits, *kn)))
+            assert np.array_equal(got, allowed), (scale, top_k, top_p, min_p)
+
+
 def test_sharded_engine_gives_same_greedy_tokens(model):
     from scoder_jax import parallel
 

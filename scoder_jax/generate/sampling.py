@@ -42,29 +42,54 @@ def sample_key(seed: int, prompt_id: int, sample_index: int) -> jax.Array:
     return jax.random.fold_in(key, sample_index)
 
 
+TOP_CAP = 512  # filters are computed from the top TOP_CAP logits when that is exact (see filter_logits)
+
+
+def _filter_from_sorted(logits, desc, lse, top_k, top_p, min_p):
+    """The filter given `desc` [B, n], the n largest logits of each row in descending order (n <= V),
+    and each row's logsumexp over all V logits. Exact when every row's top-k and nucleus end
+    within the first n (filter_logits checks that)."""
+    n = desc.shape[-1]
+    keep = jnp.ones(logits.shape, bool)
+    # top-k: threshold at the k-th largest
+    kth = jnp.take_along_axis(desc, (jnp.clip(top_k, 1, n) - 1)[:, None], axis=-1)
+    keep &= (top_k[:, None] <= 0) | (logits >= kth)
+    # top-p: smallest prefix of the sorted distribution whose mass reaches p
+    probs = jnp.exp(desc - lse[:, None])
+    cum_before = jnp.cumsum(probs, axis=-1) - probs
+    n_keep = jnp.maximum(jnp.sum(cum_before < top_p[:, None], axis=-1), 1)
+    pth = jnp.take_along_axis(desc, (n_keep - 1)[:, None], axis=-1)
+    keep &= (top_p[:, None] >= 1) | (logits >= pth)
+    # min-p: drop tokens whose probability is below min_p * p(max)
+    keep &= (min_p[:, None] <= 0) | (logits >= desc[:, :1] + jnp.log(jnp.maximum(min_p, 1e-30))[:, None])
+    return jnp.where(keep, logits, -jnp.inf)
+
+
 def filter_logits(logits: jax.Array, top_k: jax.Array, top_p: jax.Array, min_p: jax.Array) -> jax.Array:
     """logits [B, V] (already divided by temperature) -> logits with excluded tokens at -inf.
 
     top_k [B] int (0 = off), top_p [B] float (1 = off), min_p [B] float (0 = off). The most
     likely token always survives.
+
+    A full sort of V logits per row costs more than the whole decode step of a small model on a
+    CPU, so the thresholds come from `lax.top_k` of the TOP_CAP largest logits whenever that is
+    exact: every row's k <= TOP_CAP and its nucleus closes within them (their probability mass,
+    against the logsumexp of all V logits, reaches top_p). Otherwise (a flat distribution at a
+    high temperature) the whole row set is sorted.
     """
     V = logits.shape[-1]
-    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]  # descending
-    # top-k: threshold at the k-th largest
-    k = jnp.where(top_k > 0, jnp.minimum(top_k, V), V)
-    kth = jnp.take_along_axis(sorted_logits, (k - 1)[:, None], axis=-1)
-    keep = logits >= kth
-    # top-p: smallest prefix of the sorted distribution whose mass reaches p
-    sorted_probs = jax.nn.softmax(sorted_logits, axis=-1)
-    cum_before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
-    in_nucleus = cum_before < top_p[:, None]
-    n_keep = jnp.maximum(jnp.sum(in_nucleus, axis=-1), 1)
-    pth = jnp.take_along_axis(sorted_logits, (n_keep - 1)[:, None], axis=-1)
-    keep &= logits >= pth
-    # min-p: drop tokens whose probability is below min_p * p(max)
-    probs = jax.nn.softmax(logits, axis=-1)
-    keep &= probs >= min_p[:, None] * jnp.max(probs, axis=-1, keepdims=True)
-    return jnp.where(keep, logits, -jnp.inf)
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    cap = min(TOP_CAP, V)
+
+    def full(x):
+        return _filter_from_sorted(x, jnp.sort(x, axis=-1)[:, ::-1], lse, top_k, top_p, min_p)
+
+    if cap == V:
+        return full(logits)
+    desc = jax.lax.top_k(logits, cap)[0]
+    mass = jnp.sum(jnp.exp(desc - lse[:, None]), axis=-1)
+    exact = jnp.all((top_k <= cap) & ((top_p >= 1) | (mass >= top_p)))
+    return jax.lax.cond(exact, lambda x: _filter_from_sorted(x, desc, lse, top_k, top_p, min_p), full, logits)
 
 
 def step_keys(keys: jax.Array, steps: jax.Array) -> jax.Array:

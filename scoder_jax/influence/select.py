@@ -249,12 +249,21 @@ def _say(msg: str) -> None:
 # ----------------------------------------------------------------------------- the stage
 
 
+def microbatches_for(n: int, gc) -> int:
+    """Microbatches a call of n examples carries: enough for them, rounded up to a power of two
+    (at most `gc.microbatches`), so a short call does not compute empty rows and few shapes compile."""
+    need, m = -(-n // gc.micro_batch), 1
+    while m < need:
+        m *= 2
+    return min(m, gc.microbatches)
+
+
 def compute_features(ff: FeatureFn, ex: Examples, writer: FeatureWriter, *, adam: bool, seq_len: int,
                      bar=None) -> None:
     gc = ff.cfg
     per_call = gc.micro_batch * gc.microbatches
     for T, idx in plan_calls(ex, seq_len, per_call, gc.min_len):
-        feats = ff(call_arrays(ex, idx, T, gc.microbatches, gc.micro_batch), adam)
+        feats = ff(call_arrays(ex, idx, T, microbatches_for(len(idx), gc), gc.micro_batch), adam)
         writer.put(idx, feats[:len(idx)])
         if bar is not None:
             bar.update(len(idx))

@@ -279,6 +279,7 @@ def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
     scfg = SampleConfig(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                        no_repeat_ngram=s.no_repeat_ngram,
                         seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), max_batch=ctx.cfg.sample.batch)
     summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
     merged = summary.get("merged", summary)

@@ -39,6 +39,7 @@ class SampleSection:
     checkpoints: int = 2  # M: the last M checkpoints of S_{t-1}
     temperature: float = 0.8
     top_p: float = 0.95
+    no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (small models loop)
     max_new_tokens: int = 1024
     batch: int = 32
 
@@ -72,6 +73,7 @@ class FinalSection:
     n: int = 1
     temperature: float = 0.8
     top_p: float = 0.95
+    no_repeat_ngram: int = 0
     max_new_tokens: int = 1024
 
 

@@ -92,6 +92,50 @@ def test_greedy_matches_model_and_continuous_batching_matches_one_at_a_time(mode
     assert [[c.tokens for c in r] for r in other] != [[c.tokens for c in r] for r in batched]
 
 
+def ref_greedy_no_repeat(logits_fn, m, p, n_new, ngram):
+    """Greedy decoding with the ban computed by brute force over the generated tokens (the
+    model's full forward on the right-padded sequence; causal, so padding does not matter)."""
+    ids, gen = list(p), []
+    for _ in range(n_new):
+        padded = np.zeros((1, 64), np.int32)
+        padded[0, :len(ids)] = ids
+        logits = np.asarray(logits_fn(m, jnp.asarray(padded))[0, len(ids) - 1]).copy()
+        if len(gen) >= ngram - 1:
+            tail = tuple(gen[len(gen) - ngram + 1:])
+            for j in range(len(gen) - ngram + 1):
+                if tuple(gen[j:j + ngram - 1]) == tail:
+                    logits[gen[j + ngram - 1]] = -np.inf
+        gen.append(int(np.argmax(logits)))
+        ids.append(gen[-1])
+    return gen
+
+
+def test_no_repeat_ngram_matches_brute_force_and_batching(model):
+    ps = prompts(3, seed=4, lo=6, hi=12)
+    eng = Engine(model, max_batch=2, buckets=BUCKETS, chunk=5)
+    plain = eng.generate(ps, SamplingParams(max_new_tokens=28))
+    loops = [c.tokens for row in plain for c in row]
+
+    def repeats(t, n):
+        grams = [tuple(t[j:j + n]) for j in range(len(t) - n + 1)]
+        return len(grams) - len(set(grams))
+
+    assert any(repeats(t, 3) for t in loops), "the tiny random model should loop without the ban"
+    params = SamplingParams(max_new_tokens=28, no_repeat_ngram=3)
+    out = eng.generate(ps, params)
+    for p, row in zip(ps, out):
+        assert repeats(row[0].tokens, 3) == 0
+    assert out[0][0].tokens == ref_greedy_no_repeat(nnx.jit(lambda m, x: m(x).logits), model, ps[0], 28, 3)
+    sampled = SamplingParams(temperature=1.0, max_new_tokens=28, no_repeat_ngram=2, n=2, seed=1)
+    batched = eng.generate(ps, sampled)
+    alone = Engine(model, max_batch=1, buckets=BUCKETS, chunk=3)
+    for i, p in enumerate(ps):
+        assert [c.tokens for c in alone.generate([p], sampled, prompt_ids=[i])[0]] == [c.tokens for c in batched[i]]
+        assert all(repeats(c.tokens, 2) == 0 for c in batched[i])
+    with pytest.raises(ValueError, match="no_repeat_ngram"):
+        SamplingParams(no_repeat_ngram=1)
+
+
 def test_compilations_bounded_and_checkpoint_swap(model):
     eng = Engine(model, max_batch=8, buckets=BUCKETS)
     params = SamplingParams(temperature=0.7, max_new_tokens=12, n=2)

@@ -33,19 +33,21 @@ from scoder_jax.errors import DataError, ScoderError
 @click.option("--top-p", type=float, default=1.0, show_default=True)
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--min-p", type=float, default=0.0, show_default=True)
+@click.option("--no-repeat-ngram", type=int, default=0, show_default=True,
+              help="Never generate an n-gram the sample already generated (0 = off).")
 @click.option("--n", type=int, default=1, show_default=True, help="Samples per prompt (they share one prefill).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--max-batch", type=int, default=64, show_default=True, help="Decode slots.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def generate(model_paths, prompt, prompts_file, out_file, chat, system, max_new_tokens, temperature, top_p, top_k,
-             min_p, n, seed, stop, max_batch, progress):
+             min_p, no_repeat_ngram, n, seed, stop, max_batch, progress):
     """Generate text from MODEL for PROMPT, or for every line of --prompts into --out."""
     from scoder_jax.generate.sampling import SamplingParams
 
     try:
         params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                                max_new_tokens=max_new_tokens, n=n, seed=seed, stop_strings=tuple(stop))
+                                no_repeat_ngram=no_repeat_ngram, max_new_tokens=max_new_tokens, n=n, seed=seed, stop_strings=tuple(stop))
     except ValueError as e:
         raise ScoderError(f"sampling options: {e}") from None
     if prompts_file is not None or out_file is not None:

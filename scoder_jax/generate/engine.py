@@ -208,6 +208,7 @@ class Engine:
         row2 = parallel.sharding_for(("batch", None), (B, 2), self.mesh)
         st_sh = {k: row for k in _STATE_KEYS}
         st_sh["keys"] = row2
+        st_sh["hist"] = parallel.sharding_for(("batch", None), (B, S), self.mesh)
         return w_sh, [(c_sh, c_sh)] * cfg.num_layers, st_sh, row2, parallel.replicated(self.mesh)
 
     def _init_fn(self, B: int, S: int):
@@ -218,8 +219,8 @@ class Engine:
             self._fns[key] = self._compile(key, jax.jit(partial(_init_state, self.cfg, B, S), out_shardings=out))
         return self._fns[key]
 
-    def _decode_fn(self, B: int, S: int, mode: str, args):
-        key = ("decode", B, S, self.chunk, mode)
+    def _decode_fn(self, B: int, S: int, mode: str, ngram: int, args):
+        key = ("decode", B, S, self.chunk, mode, ngram)
         if key not in self._fns:
             w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
@@ -227,7 +228,7 @@ class Engine:
                 row = st_sh["active"]
                 kw = dict(in_shardings=(w_sh, c_sh, st_sh, row) + (rep,) * 7, out_shardings=(c_sh, st_sh, row2, rep))
             block = self.attn_block if self.attn_block and S % self.attn_block == 0 else None
-            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode), donate_argnums=(1, 2), **kw)
+            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode, ngram), donate_argnums=(1, 2), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
@@ -243,14 +244,15 @@ class Engine:
         return self._fns[key]
 
 
-_STATE_KEYS = ("tok", "pos", "step", "limit", "active")
+_STATE_KEYS = ("tok", "pos", "step", "limit", "active", "start")
 
 
 def _init_state(cfg, B: int, S: int):
     caches = forward.init_caches(cfg, B, S)
     st = {"tok": jnp.zeros((B,), jnp.int32), "pos": jnp.zeros((B,), jnp.int32), "step": jnp.zeros((B,), jnp.int32),
           "limit": jnp.zeros((B,), jnp.int32), "active": jnp.zeros((B,), bool),
-          "keys": jnp.zeros((B, 2), jnp.uint32)}
+          "keys": jnp.zeros((B, 2), jnp.uint32), "start": jnp.zeros((B,), jnp.int32),
+          "hist": jnp.zeros((B, S), jnp.int32)}
     return caches, st
 
 
@@ -278,13 +280,36 @@ def _insert(cfg, mode, w, caches, st, tokens, lengths, tgt, src, pids, sidx, see
     hit = jnp.isin(first, stop)
     upd = {"tok": first, "pos": lengths[src], "step": jnp.ones((B,), jnp.int32),
            "limit": jnp.full((B,), limit, jnp.int32), "active": ~hit & (limit > 1),
-           "keys": jax.random.key_data(keys)}
-    st = {k: st[k].at[tgt].set(upd[k].astype(st[k].dtype), mode="drop") for k in st}
+           "keys": jax.random.key_data(keys), "start": lengths[src]}
+    st = {k: st[k].at[tgt].set(upd[k].astype(st[k].dtype), mode="drop") if k in upd else st[k] for k in st}
     return new_caches, st, first
 
 
-def _decode_chunk(cfg, chunk: int, block, mode: str, w, caches, st, kill, stop, temperature, top_k, top_p, min_p,
-                  max_steps, exit_free):
+def banned_by_ngrams(hist: jax.Array, start: jax.Array, pos: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+    """No-repeat n-grams over each row's generated tokens. hist [B, S] holds the token fed at
+    each slot (generated ones from slot `start` [B] on, the newest at `pos` [B]). Returns
+    (tokens [B, S], banned [B, S]): banned[b, j] says token tokens[b, j] = hist[b, j + 1] would
+    complete an n-gram that row b already generated (its n - 1 tokens ending at slot j equal its
+    newest n - 1). The prompt does not count: copying from it is allowed."""
+    S = hist.shape[1]
+    j = jnp.arange(S)[None, :]
+    banned = (j >= start[:, None] + n - 2) & (j < pos[:, None])
+    for i in range(n - 1):
+        newest = jnp.take_along_axis(hist, (pos - i)[:, None] % S, axis=1)
+        banned &= jnp.roll(hist, i, axis=1) == newest
+    return jnp.roll(hist, -1, axis=1), banned
+
+
+def apply_ngram_ban(logits: jax.Array, st: dict, n: int) -> jax.Array:
+    """logits [B, V] with the tokens `banned_by_ngrams` forbids at -inf."""
+    toks, banned = banned_by_ngrams(st["hist"], st["start"], st["pos"], n)
+    rows = jnp.arange(logits.shape[0])[:, None]
+    hit = jnp.zeros(logits.shape, bool).at[rows, toks].max(banned)
+    return jnp.where(hit, -jnp.inf, logits)
+
+
+def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, w, caches, st, kill, stop, temperature, top_k,
+                  top_p, min_p, max_steps, exit_free):
     """Up to `max_steps` (<= chunk) decode steps; stops early when all rows are done or at least
     `exit_free` slots are free. Returns caches, state, tokens [B, chunk] (-1 where a row did not
     produce one), steps run."""
@@ -303,6 +328,9 @@ def _decode_chunk(cfg, chunk: int, block, mode: str, w, caches, st, kill, stop, 
     def body(c):
         i, caches, st, toks = c
         logits, caches = forward.decode_step(cfg, w, caches, st["tok"], st["pos"], block=block)
+        if ngram:
+            st = dict(st, hist=st["hist"].at[jnp.arange(B), st["pos"]].set(st["tok"], mode="drop"))
+            logits = apply_ngram_ban(logits, st, ngram)
         nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs, mode=mode)
         act = st["active"]
         toks = toks.at[:, i].set(jnp.where(act, nxt, -1))
@@ -353,7 +381,7 @@ class _Run:
             exit_free = min(len(self.queue[0][1]), B) if self.queue else B + 1
             args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
                     np.int32(exit_free))
-            fn = eng._decode_fn(B, S, self.mode, args)
+            fn = eng._decode_fn(B, S, self.mode, params.no_repeat_ngram, args)
             t0 = time.perf_counter()
             caches, st, toks, steps = fn(*args)
             toks, active = np.asarray(toks), np.asarray(st["active"])

@@ -19,6 +19,7 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0  # 0 = off
     min_p: float = 0.0
+    no_repeat_ngram: int = 0  # >= 2: never generate an n-gram this sample already generated (0 = off)
     max_new_tokens: int = 256
     n: int = 1
     seed: int = 0
@@ -32,6 +33,8 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0 or self.min_p < 0 or self.min_p >= 1:
             raise ValueError("top_k must be >= 0 and min_p in [0, 1)")
+        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
+            raise ValueError(f"no_repeat_ngram must be 0 (off) or >= 2, got {self.no_repeat_ngram}")
         if self.max_new_tokens < 1 or self.n < 1:
             raise ValueError("max_new_tokens and n must be >= 1")
 

@@ -57,6 +57,7 @@ class SampleConfig:
     top_p: float = 0.95
     top_k: int = 0
     min_p: float = 0.0
+    no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (0 = off)
     max_new_tokens: int = 1024
     seed: int = 0
     stop_strings: tuple[str, ...] = ()
@@ -76,14 +77,19 @@ class SampleConfig:
             raise ConfigError(f"sample temperature: must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"sample top_p: must be in (0, 1], got {self.top_p}")
+        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
+            raise ConfigError(f"sample no_repeat_ngram: must be 0 (off) or >= 2, got {self.no_repeat_ngram}")
         if self.max_batch < 1 or self.prompts_per_call < 1:
             raise ConfigError("sample max_batch and prompts_per_call: must be at least 1")
 
     def fingerprint(self) -> dict:
         """What determines the samples: a rerun into the same directory must match it."""
-        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "min_p": self.min_p, "max_new_tokens": self.max_new_tokens, "seed": self.seed,
-                "stop_strings": list(self.stop_strings), "prompt_version": PROMPT_VERSION}
+        fp = {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+              "min_p": self.min_p, "max_new_tokens": self.max_new_tokens, "seed": self.seed,
+              "stop_strings": list(self.stop_strings), "prompt_version": PROMPT_VERSION}
+        if self.no_repeat_ngram:
+            fp["no_repeat_ngram"] = self.no_repeat_ngram
+        return fp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,7 +328,7 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
     already = len(mine) * len(refs) - n_todo
 
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, min_p=cfg.min_p,
-                            max_new_tokens=cfg.max_new_tokens, n=cfg.n, seed=cfg.seed,
+                            no_repeat_ngram=cfg.no_repeat_ngram, max_new_tokens=cfg.max_new_tokens, n=cfg.n, seed=cfg.seed,
                             stop_strings=tuple(cfg.stop_strings))
     reasons: Counter = Counter()
     per_ckpt: dict[int, Counter] = {r.index: Counter() for r in refs}

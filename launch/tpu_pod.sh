@@ -15,6 +15,12 @@
 # (`tpu-vm scp --worker=i`, one per worker).
 # --dry-run prints every command (one per line, after "+ ", shell-quoted) instead of running it.
 #
+# The run directory lives on GCS, so every host sees the same files: each worker mounts the
+# bucket with gcsfuse at ~/gcs/BUCKET (installed in step 2) and `scoder iterate` gets the mounted
+# path (~/gcs/BUCKET/runs/RUN): the pipeline writes through POSIX files and renames, which
+# gcsfuse maps onto GCS objects. A run directory that is not on gs:// is used as it is (it must
+# then be a filesystem every worker shares, e.g. Filestore NFS).
+#
 # Multi-host JAX on TPU needs no coordinator arguments: jax.distributed.initialize() with no
 # arguments autodetects the slice's hosts from the TPU metadata. scoder, however, only calls
 # it when SCODER_COORDINATOR is set (scoder_jax/parallel.py::maybe_initialize_distributed), so
@@ -120,6 +126,8 @@ fi
 # 2. install on every worker
 SSH=("${G[@]}" ssh "$NAME" "${LOC[@]}" --worker=all)
 PIP_INSTALL="python3 -m venv ~/scoder-venv && ~/scoder-venv/bin/pip install -q -U pip && ~/scoder-venv/bin/pip install -q -e ~/scoder-jax 'jax[tpu]'"
+GCSFUSE_INSTALL='command -v gcsfuse >/dev/null || { echo "deb [signed-by=/usr/share/keyrings/cloud.google.asc] https://packages.cloud.google.com/apt gcsfuse-$(lsb_release -cs) main" | sudo tee /etc/apt/sources.list.d/gcsfuse.list >/dev/null && curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo tee /usr/share/keyrings/cloud.google.asc >/dev/null && sudo apt-get update -qq && sudo apt-get install -y -qq gcsfuse; }'
+case "$RUN_DIR" in gs://*) PIP_INSTALL="$GCSFUSE_INSTALL && $PIP_INSTALL" ;; esac
 if [ "$SKIP_INSTALL" = 0 ]; then
   if [ "$LOCAL_REPO" = 1 ]; then
     TARBALL=${TMPDIR:-/tmp}/scoder-jax-$NAME.tar.gz
@@ -137,8 +145,15 @@ if [ "$SKIP_INSTALL" = 0 ]; then
   fi
 fi
 
-# 3. the same command on all workers
-SCODER="~/scoder-venv/bin/scoder iterate --config $(q "$CONFIG") --run-dir $(q "$RUN_DIR") --no-progress"
+# 3. the same command on all workers (a gs:// run directory through each worker's gcsfuse mount)
+MOUNT="" WORKER_RUN_DIR=$(q "$RUN_DIR")
+case "$RUN_DIR" in
+  gs://*)
+    B=${RUN_DIR#gs://}; B=${B%%/*}; SUB=${RUN_DIR#gs://$B}
+    MOUNT="mkdir -p ~/gcs/$B && { mountpoint -q ~/gcs/$B || gcsfuse -o rw --implicit-dirs $(q "$B") ~/gcs/$B; }; "
+    WORKER_RUN_DIR="~/gcs/$B$(q "$SUB")" ;;
+esac
+SCODER="~/scoder-venv/bin/scoder iterate --config $(q "$CONFIG") --run-dir $WORKER_RUN_DIR --no-progress"
 for o in "${OVERRIDES[@]+"${OVERRIDES[@]}"}"; do SCODER+=" $(q "$o")"; done
 WID='WID=$(curl -s -H Metadata-Flavor:Google http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number || echo 0)'
 ENVS=""
@@ -154,7 +169,7 @@ if [ "$WORKERS" -gt 1 ]; then
 fi
 PUSH=""
 case "$RUN_DIR" in gs://*) PUSH="gsutil -q cp ~/scoder-logs/worker-\$WID.log $(q "$RUN_DIR")/logs/worker-\$WID.log || true; " ;; esac
-REMOTE="$WID; mkdir -p ~/scoder-logs; cd ~/scoder-jax; ${ENVS}$SCODER > ~/scoder-logs/worker-\$WID.log 2>&1; rc=\$?; ${PUSH}exit \$rc"
+REMOTE="$WID; mkdir -p ~/scoder-logs; ${MOUNT}cd ~/scoder-jax; ${ENVS}$SCODER > ~/scoder-logs/worker-\$WID.log 2>&1; rc=\$?; ${PUSH}exit \$rc"
 status=0
 run "${SSH[@]}" --command "$REMOTE" || status=$?
 

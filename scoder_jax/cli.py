@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -61,7 +62,21 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="scoder-jax")
 def cli() -> None:
-    """scoder-jax: SCoder's iterative self-distillation of code-data synthesizers, in JAX."""
+    """scoder-jax: SCoder's iterative self-distillation of code-data synthesizers, in JAX.
+
+    Compiled XLA programs are cached on disk (JAX's persistent compilation cache) in
+    $SCODER_COMPILE_CACHE, default ~/.cache/scoder-jax/xla, so the loop's repeated fine-tunes,
+    sampling and influence stages compile once per machine; SCODER_COMPILE_CACHE=off disables it,
+    and JAX_COMPILATION_CACHE_DIR, when set, wins.
+    """
+    enable_compile_cache()
+
+
+def enable_compile_cache() -> None:
+    """Points JAX's persistent compilation cache at the scoder cache (set before JAX is imported)."""
+    where = os.environ.get("SCODER_COMPILE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "scoder-jax", "xla"))
+    if where.lower() not in ("off", "0", "none", ""):
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", where)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -120,13 +120,49 @@ def host_local_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 def maybe_initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
                                  process_id: int | None = None, timeout_s: int = 300) -> None:
-    """`jax.distributed.initialize` from arguments or SCODER_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID."""
+    """`jax.distributed.initialize` from arguments or SCODER_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID
+    (once per process; later calls do nothing). SCODER_HEARTBEAT_S (default 100) is how long the
+    coordination service waits for a silent process before it declares it dead, which ends the
+    waits of the others (`barrier`)."""
+    from jax._src import distributed
+
     coordinator = coordinator or os.environ.get("SCODER_COORDINATOR")
-    if not coordinator:
+    if not coordinator or distributed.global_state.client is not None:
         return
     num_processes = num_processes or int(os.environ["SCODER_NUM_PROCESSES"])
     process_id = process_id if process_id is not None else int(os.environ["SCODER_PROCESS_ID"])
     if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id,
-                               initialization_timeout=timeout_s)
+                               initialization_timeout=timeout_s,
+                               heartbeat_timeout_seconds=int(os.environ.get("SCODER_HEARTBEAT_S", 100)))
+
+
+_barriers: dict[str, int] = {}
+
+
+def is_primary() -> bool:
+    """The process that writes files shared by all (process 0)."""
+    return jax.process_index() == 0
+
+
+def barrier(name: str, timeout_s: float | None = None) -> None:
+    """Blocks until every process reaches the barrier `name` (a no-op with one process). Raises a
+    ScoderError naming it when another process died (the coordination service's heartbeat) or did
+    not arrive within `timeout_s` (SCODER_BARRIER_TIMEOUT_S, default one day), so no process waits
+    forever on one that is gone."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed
+
+    from scoder_jax.errors import ScoderError
+
+    _barriers[name] = _barriers.get(name, 0) + 1  # barrier ids are single-use: number the repeats
+    timeout = float(timeout_s or os.environ.get("SCODER_BARRIER_TIMEOUT_S", 86400))
+    try:
+        distributed.global_state.client.wait_at_barrier(f"scoder/{name}/{_barriers[name]}", int(timeout * 1000))
+    except Exception as e:  # noqa: BLE001 - the runtime raises its own error types
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ScoderError(f"process {jax.process_index()} of {jax.process_count()}: the other processes did not "
+                          f"reach '{name}' ({why}); one of them failed or was killed: rerun every process with "
+                          "the same command to resume") from None

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
 import sys
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from scoder_jax import parallel
 from scoder_jax.config import dump_yaml, to_dict
 from scoder_jax.errors import ConfigError, ScoderError
 from scoder_jax.io import atomic_path, iter_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
@@ -194,8 +196,13 @@ def run_seed(ctx: Context, stage: Stage, out: Path) -> dict:
     with atomic_path(out / "import", is_dir=True) as tmp:
         import_seed(path, tmp, strict=True)
     records = read_jsonl(out / "import" / "seed.jsonl")
-    if ctx.cfg.seed_set.limit:
-        records = records[:ctx.cfg.seed_set.limit]
+    limit = ctx.cfg.seed_set.limit
+    if limit and ctx.cfg.seed_set.shortest:
+        size = [len(r["problem"]) + len(r["solution"]) + len(r.get("tests") or "") for r in records]
+        keep = set(sorted(range(len(records)), key=lambda i: (size[i], i))[:limit])
+        records = [r for i, r in enumerate(records) if i in keep]
+    elif limit:
+        records = records[:limit]
     if not records:
         raise ScoderError(f"{path}: the seed set is empty")
     n = write_jsonl_atomic(out / "seed.jsonl", records)
@@ -231,7 +238,9 @@ def _train(train_cfg, records: list[dict], out: Path) -> dict:
     from scoder_jax.train.trainer import train
 
     data_path = out.parent / f"{out.name}.train.jsonl"
-    write_jsonl_atomic(data_path, records)
+    if parallel.is_primary():
+        write_jsonl_atomic(data_path, records)
+    parallel.barrier(f"{out.name}/data")
     summary = train(train_cfg, data_path, out, resume=True)
     return {"samples": len(records), **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 
@@ -272,16 +281,19 @@ def snippets_for(ctx: Context, stage: Stage) -> list[dict]:
 
 def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     """N samples per snippet from each of S_{t-1}'s last M checkpoints (the final set: S_T's last)."""
-    from scoder_jax.synth.sampler import SampleConfig, sample_candidates
+    from scoder_jax.synth.sampler import SampleConfig, merge_shards, sample_candidates
 
     final = stage.name == "final_sample"
     prev = f"sft_{ctx.cfg.iterations:02d}" if final else f"sft_{stage.iteration - 1:02d}"
     s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
     scfg = SampleConfig(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                        no_repeat_ngram=s.no_repeat_ngram,
+                        no_repeat_ngram=s.no_repeat_ngram, cut_tests=s.cut_tests,
                         seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), max_batch=ctx.cfg.sample.batch)
     summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
+    if "merged" not in summary:  # several processes sampled a share each: the primary joins them
+        parallel.barrier(f"{stage.name}/sampled")
+        summary = {"merged": merge_shards(out)} if parallel.is_primary() else {}
     merged = summary.get("merged", summary)
     return {k: v for k, v in merged.items() if isinstance(v, (int, float, str, bool))}
 
@@ -350,6 +362,7 @@ def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
     checkpoints = checkpoint_set(ctx, f"sft_{stage.iteration - 1:02d}", ctx.cfg.sample.checkpoints)
     mode = ic.mode if ic.mode != "auto" else ("lora" if ctx.cfg.synth.lora is not None else "full")
     icfg = InfluenceConfig(keep=1.0, d=ic.dim, seed=ctx.cfg.seed, mode=mode, sgd=ic.sgd or mode == "full",
+                           two_stage=ic.two_stage,
                            micro_batch=ic.microbatch, seq_len=ic.seq_len or ctx.cfg.synth.seq_len, progress=ctx.progress)
     summary = influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg)
     return {"candidates": len(kept), "targets": len(targets), "checkpoints": len(checkpoints), "mode": mode,
@@ -366,7 +379,8 @@ def run_select(ctx: Context, stage: Stage, out: Path) -> dict:
         r["meta"]["iteration"] = t
     ranked = sorted(kept, key=lambda r: (-(r["meta"]["influence"] if r["meta"]["influence"] is not None else 0.0),
                                          r["id"]))
-    n_keep = int(round(len(ranked) * ctx.cfg.influence.keep)) if ctx.cfg.influence.enabled else len(ranked)
+    # rounded up: a small iteration keeps its best candidate rather than nothing
+    n_keep = math.ceil(len(ranked) * ctx.cfg.influence.keep - 1e-9) if ctx.cfg.influence.enabled else len(ranked)
     chosen = ranked[:n_keep]
     seed = read_jsonl(ctx.path("seed") / "seed.jsonl")
     write_jsonl_atomic(out / "synthesized.jsonl", chosen)
@@ -417,6 +431,9 @@ RUNNERS: dict[str, Callable[[Context, Stage, Path], dict]] = {
     "eval": run_eval, "report": run_report,
 }
 RESUMABLE = {"sft", "student", "sample", "score"}  # these keep partial work across kills
+# Stages every process runs (collectives, or a share of the work each); the others run on the
+# primary process alone while the rest wait at the stage's closing barrier.
+ALL_PROCESSES = {"sft", "student", "sample", "influence"}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -439,6 +456,10 @@ def check_run_dir(run_dir: Path, cfg: RunConfig, force: bool) -> None:
 def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = None, until: str | None = None,
             force: bool = False, progress: bool = True) -> dict:
     """Runs (or resumes) the whole loop; returns the manifest."""
+    if "://" in str(run_dir):
+        raise ConfigError(f"--run-dir {run_dir}: the run directory must be a filesystem path; for a bucket, mount it "
+                          "(gcsfuse BUCKET DIR, as launch/tpu_pod.sh does on every worker) and pass the mounted path")
+    parallel.maybe_initialize_distributed()  # from SCODER_COORDINATOR etc., before JAX starts
     import jax
 
     run_dir = Path(run_dir).absolute()
@@ -449,9 +470,10 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
     for opt, val in (("--from", from_stage), ("--until", until)):
         if val is not None and val not in names:
             raise ConfigError(f"{opt} {val!r}: no such stage (stages: {', '.join(names)})")
-    primary = jax.process_index() == 0
+    primary = parallel.is_primary()
     if primary:
         write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    parallel.barrier("start")
     manifest = Manifest(run_dir)
     manifest.data["name"] = cfg.name
     ctx = Context(cfg, run_dir, manifest, {s.name: s for s in stages}, progress)
@@ -467,22 +489,33 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
         else:
             out = run_dir / stage.out
             resuming = entry.get("status") == "running" and entry.get("key") == key and stage.kind in RESUMABLE
-            if out.exists() and not resuming and primary:
-                shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True)
             manifest.stages[stage.name] = {"status": "running", "key": key, "started": time.time(),
                                            "kind": stage.kind, "iteration": stage.iteration, "out": stage.out}
             if primary:
+                if out.exists() and not resuming:
+                    shutil.rmtree(out)
+                out.mkdir(parents=True, exist_ok=True)
                 manifest.save()
-            _say(f"stage {stage.name}: {'resuming' if resuming else 'running'}")
+                _say(f"stage {stage.name}: {'resuming' if resuming else 'running'}")
+            parallel.barrier(f"{stage.name}/start")
             t0 = time.time()
             try:
-                counts = RUNNERS[stage.kind](ctx, stage, out)
+                counts = RUNNERS[stage.kind](ctx, stage, out) if primary or stage.kind in ALL_PROCESSES else {}
+                parallel.barrier(f"{stage.name}/done")
+            except ScoderError:
+                raise
             except OSError as e:
                 if e.errno == errno.ENOSPC:
                     last = [n for n in names if manifest.stages.get(n, {}).get("status") == "done"]
                     raise ScoderError(f"{out}: disk full while running stage {stage.name}; the stages before it "
                                       f"({last[-1] if last else 'none'} and earlier) are intact; free space and rerun") from None
+                raise
+            except Exception as e:  # noqa: BLE001
+                if jax.process_count() > 1 and isinstance(e, jax.errors.JaxRuntimeError):
+                    why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                    raise ScoderError(f"stage {stage.name}: a collective failed on process {jax.process_index()} "
+                                      f"({why}); another process most likely died: rerun every process with the "
+                                      "same command to resume") from None
                 raise
             fp = _sha({"key": key, "out": output_digest(out)})
             manifest.stages[stage.name].update(status="done", fingerprint=fp, finished=time.time(),

@@ -30,6 +30,8 @@ class PoolSection:
 class SeedSection:
     source: str = "bundled"  # "bundled" (the demo stand-in) or a JSONL file (project or Magicoder format)
     limit: int = 0  # keep the first N (0: all)
+    shortest: bool = False  # with limit: keep the N shortest samples instead (problem + solution + tests,
+    #                         in characters), in their file order: cheaper to train on, shorter to imitate
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class SampleSection:
     temperature: float = 0.8
     top_p: float = 0.95
     no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (small models loop)
+    cut_tests: bool = False  # keep replies cut off inside [Tests], trimmed to their whole statements
     max_new_tokens: int = 1024
     batch: int = 32
 
@@ -62,6 +65,7 @@ class InfluenceSection:
     dim: int = 8192
     mode: str = "auto"  # lora | full (per-layer Kronecker projection, plain gradients) | auto: lora when synth.lora is set
     sgd: bool = False  # plain gradients instead of the Adam transform for candidates
+    two_stage: bool = False  # per-layer Kronecker projection first, then dense (much cheaper on a CPU)
     microbatch: int = 8
     targets: int = 0  # score against the first N samples of the seed set (0: all of it)
     seq_len: int = 0  # examples are truncated to this many tokens for their gradients (0: synth.seq_len)
@@ -74,6 +78,7 @@ class FinalSection:
     temperature: float = 0.8
     top_p: float = 0.95
     no_repeat_ngram: int = 0
+    cut_tests: bool = False
     max_new_tokens: int = 1024
 
 

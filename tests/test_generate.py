@@ -35,10 +35,19 @@ def prompts(n, seed=0, lo=2, hi=40):
     return [rng.integers(0, CFG.vocab_size, size=int(rng.integers(lo, hi))).tolist() for _ in range(n)]
 
 
+@nnx.jit
+def _logits(m, ids):
+    return m(ids).logits
+
+
 def ref_greedy(m, p, n):
+    """Greedy tokens from the model's full forward (right-padded to 64: causal, so padding does
+    not change the logits of the real positions, and one shape compiles once)."""
     ids = list(p)
     for _ in range(n):
-        ids.append(int(jnp.argmax(m(jnp.array([ids])).logits[0, -1])))
+        padded = np.zeros((1, 64), np.int32)
+        padded[0, :len(ids)] = ids
+        ids.append(int(jnp.argmax(_logits(m, jnp.asarray(padded))[0, len(ids) - 1])))
     return ids[len(p):]
 
 
@@ -52,14 +61,15 @@ def test_decode_path_matches_model_forward():
     w = forward.split_weights(cfg, {n: getattr(m, n).value for n in specs})
     toks = jnp.array(prompts(1, seed=3, lo=20, hi=21))
     full = m(toks).logits[0]  # [T, V]
-    logits, kvs = forward.prefill(cfg, w, toks[:, :12], jnp.array([12]))
+    logits, kvs = jax.jit(forward.prefill, static_argnums=0)(cfg, w, toks[:, :12], jnp.array([12]))
     np.testing.assert_allclose(logits[0], full[11], atol=1e-4, rtol=1e-4)
     caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 52), (0, 0))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
               for k, v in kvs]
     for block in (None, 16):
         c = caches
+        step = jax.jit(lambda w, c, tok, pos: forward.decode_step(cfg, w, c, tok, pos, block=block))
         for t in range(12, 20):
-            lg, c = forward.decode_step(cfg, w, c, toks[:, t], jnp.array([t]), block=block)
+            lg, c = step(w, c, toks[:, t], jnp.array([t]))
             np.testing.assert_allclose(lg[0], full[t], atol=1e-4, rtol=1e-4)
 
 
@@ -125,7 +135,7 @@ def test_no_repeat_ngram_matches_brute_force_and_batching(model):
     out = eng.generate(ps, params)
     for p, row in zip(ps, out):
         assert repeats(row[0].tokens, 3) == 0
-    assert out[0][0].tokens == ref_greedy_no_repeat(nnx.jit(lambda m, x: m(x).logits), model, ps[0], 28, 3)
+    assert out[0][0].tokens == ref_greedy_no_repeat(_logits, model, ps[0], 28, 3)
     sampled = SamplingParams(temperature=1.0, max_new_tokens=28, no_repeat_ngram=2, n=2, seed=1)
     batched = eng.generate(ps, sampled)
     alone = Engine(model, max_batch=1, buckets=BUCKETS, chunk=3)

@@ -51,7 +51,10 @@ def test_tpu_pod_dry_run():
     assert len(ssh) == 2 and all("--worker=all" in c for c in ssh)  # install, then run: on every worker
     install, run = option(ssh[0], "--command"), option(ssh[1], "--command")
     assert "git clone -q https://example.org/scoder-jax.git" in install and "pip install" in install
-    assert ("scoder iterate --config demo --run-dir gs://bkt/runs/pod-a --no-progress "
+    # the gs:// run directory through each worker's gcsfuse mount of the bucket
+    assert "gcsfuse" in install and "gcsfuse -o rw --implicit-dirs bkt ~/gcs/bkt" in run
+    assert run.index("gcsfuse") < run.index("scoder iterate")
+    assert ("scoder iterate --config demo --run-dir ~/gcs/bkt/runs/pod-a --no-progress "
             "student.lora=null synth.optim.lr=1e-4") in run
     # v4-32 = 32 TensorCores = 4 hosts: explicit multi-host start-up, one log per worker, gathered
     assert "SCODER_NUM_PROCESSES=4" in run and "SCODER_COORDINATOR=WORKER0_IP:8476" in run
@@ -72,7 +75,7 @@ def test_tpu_pod_local_repo_single_host():
     scp_all = [c for c in cmds if c[4:5] == ["scp"] and "--worker=all" in c]
     assert scp_all, "the local checkout is copied to every worker"
     run = option([c for c in cmds if c[4:5] == ["ssh"]][-1], "--command")
-    assert "--run-dir gs://b/runs/x" in run and "SCODER_COORDINATOR" not in run  # one host: no start-up needed
+    assert "--run-dir ~/gcs/b/runs/x" in run and "SCODER_COORDINATOR" not in run  # one host: no start-up needed
     assert option(cmds[1], "--version") == "v2-alpha-tpuv5-lite"
 
 

@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scoder_jax.errors import ConfigError, ScoderError
@@ -19,9 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _env():
+def _env(devices: int = 2):
+    """One process with two simulated devices: the same mesh as two processes of one device each."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = str(REPO)
     return env
@@ -146,6 +149,8 @@ def test_bad_config_and_foreign_run_dir(tmp_path):
     with pytest.raises(ConfigError, match="belongs to config 'smoke'"):
         iterate(other, run, until="seed", progress=False)
     iterate(other, run, until="seed", force=True, progress=False)
+    with pytest.raises(ConfigError, match="gs://b/runs/x: the run directory must be a filesystem path.*gcsfuse"):
+        iterate(cfg, "gs://b/runs/x", progress=False)
 
 
 def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
@@ -166,3 +171,77 @@ def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
         pipeline.iterate(cfg, run, until="seed", progress=False)
     m = _manifest(run)
     assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch_two(run_dir: Path, logs: Path, tag: str) -> list[subprocess.Popen]:
+    port = _free_port()
+    procs = []
+    for i in range(2):
+        env = _env(devices=1)
+        env.update(SCODER_COORDINATOR=f"127.0.0.1:{port}", SCODER_NUM_PROCESSES="2", SCODER_PROCESS_ID=str(i),
+                   SCODER_HEARTBEAT_S="10")
+        with open(logs / f"{tag}.{i}.err", "w") as err:
+            procs.append(subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke",
+                                           "--run-dir", str(run_dir), "--no-progress"], cwd=REPO, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=err, start_new_session=True))
+    return procs
+
+
+def _student_params(run_dir: Path) -> dict:
+    from scoder_jax.models.checkpoint import load_model
+    from scoder_jax.models.lora import merged_params
+    from scoder_jax.train.checkpoints import list_checkpoints
+
+    out = _manifest(run_dir)["stages"]["student"]["out"]
+    return {k: np.asarray(v) for k, v in merged_params(load_model(list_checkpoints(run_dir / out)[-1].path)).items()}
+
+
+def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path):
+    """Two processes on 127.0.0.1 (gloo): process 1 is SIGKILLed while S_0 trains; process 0 must
+    exit with a clear error within the heartbeat timeout, not hang. Both rerun: the run resumes
+    and ends with the one-process run's final dataset (byte for byte) and student parameters."""
+    run = tmp_path / "run"
+    procs = _launch_two(run, tmp_path, "first")
+    deadline = time.time() + 900
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        try:
+            entry = json.loads((run / "manifest.json").read_text())["stages"].get("sft_00", {})
+        except (json.JSONDecodeError, FileNotFoundError):
+            entry = {}
+        if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 3:
+            break
+        time.sleep(0.3)
+    assert all(p.poll() is None for p in procs), (tmp_path / "first.0.err").read_text()[-3000:]
+    os.killpg(procs[1].pid, signal.SIGKILL)
+    t0 = time.time()
+    try:
+        rc = procs[0].wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(procs[0].pid, signal.SIGKILL)
+        pytest.fail("process 0 still waits 240 s after process 1 died")
+    err = (tmp_path / "first.0.err").read_text()
+    assert rc != 0, err[-3000:]
+    assert "error" in err.lower() and ("process" in err.lower() or "task" in err.lower()), err[-3000:]
+    print(f"process 0 exited {time.time() - t0:.0f} s after the kill: {err.strip().splitlines()[-1][:300]}")
+
+    procs = _launch_two(run, tmp_path, "rerun")
+    for i, p in enumerate(procs):
+        try:
+            assert p.wait(timeout=1500) == 0, (tmp_path / f"rerun.{i}.err").read_text()[-3000:]
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    m = _manifest(run)
+    assert all(e["status"] == "done" for e in m["stages"].values())
+    assert m["stages"]["sample_01"]["counts"]["process_count"] == 2
+    assert (run / "final/dataset/dataset.jsonl").read_bytes() == (smoke_run / "final/dataset/dataset.jsonl").read_bytes()
+    ours, ref = _student_params(run), _student_params(smoke_run)
+    assert ours.keys() == ref.keys()
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], atol=1e-5, err_msg=k)

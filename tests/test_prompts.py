@@ -225,3 +225,22 @@ def test_mixed_header_styles_fill_missing_sections_only():
     assert r.ok, r
     assert r.problem == "Write `twice(x)`.\n### Task\nstill the problem"  # "Task" is named by a bracket header
     assert r.solution == "function twice(x) { return 2 * x; }" and r.tests == "console.assert(twice(2) === 4);"
+
+
+def test_cut_tests_keeps_the_whole_statements_of_a_reply_cut_inside_its_tests():
+    head = ("[Problem]\nWrite `double(x)` that returns twice x.\n\n[Solution]\n```python\ndef double(x):\n"
+            "    return 2 * x\n```\n\n[Tests]\n```python\n")
+    cut_in_tests = head + "assert double(1) == 2\nassert double(2) == 4\nassert double(3) =="
+    assert parse_response(cut_in_tests).reason == "truncated"  # off by default
+    pr = parse_response(cut_in_tests, cut_tests=True)
+    assert pr.ok and pr.tests_cut and pr.tests == "assert double(1) == 2\nassert double(2) == 4"
+    # a statement spanning lines is kept only whole
+    multi = head + "assert double(1) == 2\nassert double(\n    5) == 10\nassert double(\n    6"
+    assert parse_response(multi, cut_tests=True).tests == "assert double(1) == 2\nassert double(\n    5) == 10"
+    # cut inside the solution, or before any whole assert: still rejected
+    cut_in_solution = "[Problem]\nWrite `double(x)`.\n\n[Solution]\n```python\ndef double(x):\n    return 2 *"
+    assert parse_response(cut_in_solution, cut_tests=True).reason == "truncated"
+    assert parse_response(head + "assert dou", cut_tests=True).reason == "truncated"
+    # a complete reply is untouched
+    whole = parse_response(head + "assert double(1) == 2\n```\n", cut_tests=True)
+    assert whole.ok and not whole.tests_cut

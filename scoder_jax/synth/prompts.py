@@ -203,6 +203,7 @@ class ParseResult:
     tests: str = ""
     reason: str = ""  # "" when ok, else one of REASONS
     detail: str = ""  # a short human-readable note on the rejection
+    tests_cut: bool = False  # the reply was cut off inside [Tests]; its whole statements were kept
 
     @classmethod
     def reject(cls, reason: str, detail: str = "") -> "ParseResult":
@@ -492,17 +493,48 @@ def _py_has_assert(tree: ast.Module) -> bool:
     return False
 
 
-def parse_response(text: str, lang: str = "python") -> ParseResult:
+def _cut_tests(text: str, L, max_lines: int = 64) -> str | None:
+    """A reply cut off inside its [Tests] code block, trimmed back to the last line after which
+    that block's code parses and asserts, with the block closed; None when the cut lies anywhere
+    else (problem or solution unfinished) or nothing usable is left."""
+    lines = text.rstrip("\n").split("\n")[:-1]  # the last line may stop mid-token
+    for _ in range(max_lines):
+        if not lines:
+            return None
+        cand = "\n".join(lines + ["```"])
+        sections, truncated = _sections(cand)
+        if truncated or "tests" not in sections or not sections["tests"].rstrip().endswith("```"):
+            return None  # the fence we closed is not the [Tests] block
+        tests, why = _extract_code(sections["tests"], L)
+        if not why:
+            tree = _py_tree(tests) if L.tag == "python" else None
+            if L.tag != "python" or (tree is not None and _py_has_assert(tree)):
+                return cand
+        lines.pop()
+    return None
+
+
+def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False) -> ParseResult:
     """Parses a reply in the `[Problem]`/`[Solution]`/`[Tests]` format (or a variant).
 
     Returns `ParseResult(ok=True, problem, solution, tests)` or a rejection whose `reason` is
     one of `REASONS`. For Python, solution and tests must parse and the tests must assert.
+    `cut_tests`: a reply cut off (max tokens) inside its [Tests] block keeps the whole
+    statements before the cut instead of being rejected as truncated (`tests_cut` says so);
+    a small synthesizer tends to write asserts until it runs out of tokens.
     """
     if not text or not text.strip():
         return ParseResult.reject("empty")
     L = language(lang)
     python = L.tag == "python"
-    sections, truncated = _sections(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    sections, truncated = _sections(text)
+    cut = False
+    if truncated and cut_tests:
+        trimmed = _cut_tests(text, L)
+        if trimmed is not None:
+            sections, truncated = _sections(trimmed)
+            cut = True
     if truncated:
         return ParseResult.reject("truncated", "a code fence is never closed")
     if "problem" not in sections:
@@ -548,4 +580,4 @@ def parse_response(text: str, lang: str = "python") -> ParseResult:
             return ParseResult.reject("tests_without_assert", "the tests contain no assert")
     elif not _ASSERT_LIKE_RE.search(tests):
         return ParseResult.reject("tests_without_assert", "the tests contain no assertion")
-    return ParseResult(ok=True, problem=problem, solution=solution.strip("\n"), tests=tests.strip("\n"))
+    return ParseResult(ok=True, problem=problem, solution=solution.strip("\n"), tests=tests.strip("\n"), tests_cut=cut)

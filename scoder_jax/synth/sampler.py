@@ -58,6 +58,7 @@ class SampleConfig:
     top_k: int = 0
     min_p: float = 0.0
     no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (0 = off)
+    cut_tests: bool = False  # keep replies cut off inside [Tests], trimmed to their whole statements
     max_new_tokens: int = 1024
     seed: int = 0
     stop_strings: tuple[str, ...] = ()
@@ -89,6 +90,8 @@ class SampleConfig:
               "stop_strings": list(self.stop_strings), "prompt_version": PROMPT_VERSION}
         if self.no_repeat_ngram:
             fp["no_repeat_ngram"] = self.no_repeat_ngram
+        if self.cut_tests:
+            fp["cut_tests"] = True
         return fp
 
 
@@ -172,22 +175,24 @@ def snippet_fields(rec: Any, where: str = "") -> tuple[dict | None, str]:
     return {"id": sid, "lang": lang, "content": content}, ""
 
 
-def unit_records(snippet: dict, ckpt: CheckpointRef, seed: int, outputs: Iterable[tuple[int, str, str, int]]
-                 ) -> tuple[list[dict], list[dict]]:
+def unit_records(snippet: dict, ckpt: CheckpointRef, seed: int, outputs: Iterable[tuple[int, str, str, int]],
+                 cut_tests: bool = False) -> tuple[list[dict], list[dict]]:
     """The records of one unit from its replies `(sample_index, text, finish_reason, n_tokens)`:
-    (candidates, rejects). Candidates are Sample records; rejects keep the raw text and reason."""
+    (candidates, rejects). Candidates are Sample records; rejects keep the raw text and reason.
+    `cut_tests`: keep replies cut off inside [Tests] (`prompts.parse_response`), tagged meta.tests_cut."""
     pid = unit_prompt_id(snippet["id"], ckpt.index)
     cands, rejects = [], []
     for s, text, finish, n_tokens in sorted(outputs, key=lambda o: o[0]):
         cid = candidate_id(snippet["id"], ckpt.path, ckpt.index, s, seed)
         tags = {"checkpoint": ckpt.path, "checkpoint_step": ckpt.step, "checkpoint_index": ckpt.index,
                 "sample_index": s, "seed": seed, "prompt_id": pid}
-        pr = parse_response(text, snippet["lang"])
+        pr = parse_response(text, snippet["lang"], cut_tests=cut_tests and finish == "length")
         if pr.ok:
             cands.append({
                 "id": cid, "snippet_id": snippet["id"], "snippet": snippet["content"], "lang": snippet["lang"],
                 "problem": pr.problem, "solution": pr.solution, "tests": pr.tests, "origin": "synth",
-                "meta": {**tags, "raw": text, "parse": "ok", "finish_reason": finish, "n_tokens": n_tokens},
+                "meta": {**tags, "raw": text, "parse": "ok", "finish_reason": finish, "n_tokens": n_tokens,
+                         **({"tests_cut": True} if pr.tests_cut else {})},
             })
         else:
             rejects.append({"id": cid, "snippet_id": snippet["id"], "lang": snippet["lang"], **tags,
@@ -386,7 +391,7 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
                         if len(got[c.prompt_index]) < cfg.n:
                             return
                         snip = keep[c.prompt_index]
-                        cands, rejects = unit_records(snip, ref, cfg.seed, got.pop(c.prompt_index))
+                        cands, rejects = unit_records(snip, ref, cfg.seed, got.pop(c.prompt_index), cfg.cut_tests)
                         for r in cands:
                             cand_out.write(r)
                         for r in rejects:

@@ -59,7 +59,8 @@ def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[j
 
 
 def single_device_mesh() -> Mesh:
-    return make_mesh(1, 1, 1, devices=jax.devices()[:1])
+    """This process's first device (with several processes, jax.devices()[0] may be another's)."""
+    return make_mesh(1, 1, 1, devices=jax.local_devices()[:1])
 
 
 def spec_for(logical_axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh) -> P:

@@ -44,6 +44,8 @@ def collect(run_dir: Path, manifest: dict) -> dict:
         kind = e["kind"]
         if kind == "sample":
             row["drawn"] = c.get("drawn", c.get("generated"))
+            if row["drawn"] is None and "candidates" in c:  # the sampler counts parsed + rejected replies
+                row["drawn"] = c["candidates"] + c.get("rejects", 0)
             row["parsed"] = c.get("parsed", c.get("candidates"))
         elif kind == "score":
             row["scored"] = c.get("scored", c.get("candidates"))

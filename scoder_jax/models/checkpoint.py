@@ -376,7 +376,13 @@ def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -
     for name, (shape, axes) in specs.items():
         dtype = jnp.float32 if name.startswith("lora_") else jnp.dtype(cfg.param_dtype)
         target[name] = jax.ShapeDtypeStruct(shape, dtype, sharding=parallel.sharding_for(axes, shape, mesh))
-    with ocp.StandardCheckpointer() as ckptr:
+    kw = {}
+    p = jax.process_index()
+    if jax.process_count() > 1 and all(d.process_index == p for d in mesh.devices.flat):
+        # a process-local restore (a stage that runs on one process only) must not wait for the others
+        kw["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+            primary_host=p, active_processes={p}, barrier_sync_key_prefix=f"scoder-local-{p}")
+    with ocp.StandardCheckpointer(**kw) as ckptr:
         stored = ckptr.metadata(ckpt_dir / "params")
         stored_tree = getattr(stored, "item_metadata", stored)
         stored_names = set(stored_tree.keys()) if hasattr(stored_tree, "keys") else set(target)

@@ -142,6 +142,12 @@ def maybe_initialize_distributed(coordinator: str | None = None, num_processes: 
 _barriers: dict[str, int] = {}
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line errors."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
 def is_primary() -> bool:
     """The process that writes files shared by all (process 0)."""
     return jax.process_index() == 0
@@ -163,7 +169,7 @@ def barrier(name: str, timeout_s: float | None = None) -> None:
     try:
         distributed.global_state.client.wait_at_barrier(f"scoder/{name}/{_barriers[name]}", int(timeout * 1000))
     except Exception as e:  # noqa: BLE001 - the runtime raises its own error types
-        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        why = first_line(e)
         raise ScoderError(f"process {jax.process_index()} of {jax.process_count()}: the other processes did not "
                           f"reach '{name}' ({why}); one of them failed or was killed: rerun every process with "
                           "the same command to resume") from None

@@ -512,9 +512,8 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
                 raise
             except Exception as e:  # noqa: BLE001
                 if jax.process_count() > 1 and isinstance(e, jax.errors.JaxRuntimeError):
-                    why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                     raise ScoderError(f"stage {stage.name}: a collective failed on process {jax.process_index()} "
-                                      f"({why}); another process most likely died: rerun every process with the "
+                                      f"({parallel.first_line(e)}); another process most likely died: rerun every process with the "
                                       "same command to resume") from None
                 raise
             fp = _sha({"key": key, "out": output_digest(out)})

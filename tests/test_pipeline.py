@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.procs import free_port
 
 from scoder_jax.errors import ConfigError, ScoderError
 
@@ -173,14 +174,8 @@ def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
     assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch_two(run_dir: Path, logs: Path, tag: str) -> list[subprocess.Popen]:
-    port = _free_port()
+    port = free_port()
     procs = []
     for i in range(2):
         env = _env(devices=1)

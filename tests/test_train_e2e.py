@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+
+from tests.procs import free_port
 
 from scoder_jax.errors import CheckpointError
 from scoder_jax.train import checkpoints as ckpt_lib
@@ -172,18 +173,12 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     assert len(kept) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_two_devices(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", records(24, seed=2))
     cfg = tiny_cfg(seq_len=128, batch_size=4, epochs=1, max_steps=4, optim={"lr": 3e-3},
                    mesh={"data": 2, "num_devices": None})
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "multi"
     procs = []
     for pid in range(2):

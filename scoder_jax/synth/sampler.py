@@ -264,14 +264,6 @@ def _host() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
-def _local_mesh():
-    import jax
-
-    from scoder_jax import parallel
-
-    return parallel.make_mesh(1, 1, 1, devices=jax.local_devices()[:1])
-
-
 def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str | Path], out_dir: str | Path,
                       cfg: SampleConfig = SampleConfig(), *, progress: bool = False,
                       on_unit: Callable[[dict], None] | None = None, engine=None) -> dict:
@@ -349,7 +341,9 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
                 if not units:
                     continue
                 if P > 1 and mesh is None:
-                    mesh = _local_mesh()
+                    from scoder_jax.parallel import single_device_mesh
+
+                    mesh = single_device_mesh()  # this process's first device
                 try:
                     model = load_model(ref.path, mesh=mesh)
                 except CheckpointError:

@@ -31,7 +31,7 @@ from typing import Any, Callable
 from scoder_jax import parallel
 from scoder_jax.config import dump_yaml, to_dict
 from scoder_jax.errors import ConfigError, ScoderError
-from scoder_jax.io import atomic_path, iter_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from scoder_jax.io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from scoder_jax.runconfig import RunConfig
 
 log = logging.getLogger(__name__)

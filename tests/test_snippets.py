@@ -239,6 +239,21 @@ def test_secrets_redacted(built, tmp_path):
     assert all(r["id"] == __import__("scoder_jax.records").records.content_id(r["content"]) for r in recs)
 
 
+@pytest.mark.parametrize("action", ["drop", "redact"])
+def test_no_window_holds_a_fragment_of_a_secret(built, tmp_path, action):
+    # Every 1-3 line window of the file: one that starts below a private key's BEGIN line holds its
+    # bare base64 body, which no pattern recognizes on its own (a CI run drew such a window).
+    root, planted, _, _ = built
+    out = tmp_path / action
+    m = build_pool([str(root / "tree" / "pkg" / "creds.py")], out,
+                   config(secrets=action, python_units=False, windows_per_file=200, window_min_lines=1,
+                          window_max_lines=3), progress=False)
+    text = "\n".join(r["content"] for r in pool_records(out))
+    assert m["snippets"]["extracted"] > 20 and text
+    for secret in (planted["aws"], planted["ghp"], "MIIEow", "jane.doe@corp-mail.net"):
+        assert secret not in text
+
+
 def test_languages_records_and_compression(built):
     _, _, out, m = built
     langs = m["languages"]

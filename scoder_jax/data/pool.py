@@ -219,11 +219,15 @@ class Worker:
         res.counts["doc.used"] += 1
         res.counts[f"lang.{lang}.documents"] += 1
         test_file = cfg.drop_tests and filters_lib.is_test_path(path)
+        # Secrets are found in the whole document too: a window may hold a fragment of one (a
+        # private key's body without its BEGIN line) that no pattern recognizes on its own.
+        secret_lines = secrets_lib.line_spans(text, secrets_lib.find_secrets(text))
         for ex in extracted:
-            self._snippet(ex, lang, source, test_file, res)
+            self._snippet(ex, lang, source, test_file, secret_lines, res)
 
     # -- snippets --------------------------------------------------------------------------
-    def _snippet(self, ex: extract_lib.Extracted, lang: str, source: str, test_file: bool, res: UnitResult) -> None:
+    def _snippet(self, ex: extract_lib.Extracted, lang: str, source: str, test_file: bool,
+                 secret_lines: list[tuple[str, int, int]], res: UnitResult) -> None:
         counts = res.counts
         counts["snip.extracted"] += 1
         counts[f"lang.{lang}.extracted"] += 1
@@ -234,6 +238,14 @@ class Worker:
             return
         if self.config.drop_tests and (test_file or ex.name.startswith(("test", "Test")) or filters_lib.is_test_code(content)):
             counts["snip.test_code"] += 1
+            return
+        first, last = ex.span
+        touched = [(kind, a, b) for kind, a, b in secret_lines if a <= last and b >= first]
+        if touched and (self.config.secrets == "drop" or any(a < first or b > last for _, a, b in touched)):
+            # dropped, or only part of a secret inside (which no redaction could find): drop it
+            for kind in sorted({kind for kind, _, _ in touched}):
+                counts[f"secret.{kind}"] += 1
+            counts["snip.secret"] += 1
             return
         found = secrets_lib.find_secrets(content)
         if found:

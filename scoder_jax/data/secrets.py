@@ -10,6 +10,7 @@ Stripe `sk_live_...`, OpenAI `sk-...`, JWTs, PEM private-key blocks); a generic
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -92,6 +93,13 @@ def find_secrets(text: str) -> list[Secret]:
             continue
         out.append(s)
     return out
+
+
+def line_spans(text: str, secrets: list[Secret]) -> list[tuple[str, int, int]]:
+    """(kind, first line, last line) of each secret, lines 1-based like `Extracted.span`."""
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    return [(s.kind, bisect.bisect_right(starts, s.start), bisect.bisect_right(starts, max(s.start, s.end - 1)))
+            for s in secrets]
 
 
 def redact(text: str, secrets: list[Secret]) -> str:

@@ -643,22 +643,12 @@ def _mark_special(backend, tokens: Sequence[str]) -> None:
 
 def read_gguf_tokenizer_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The `tokenizer.*` fields of a GGUF file as Python values; ScoderError if it has none."""
-    import gguf
+    from scoder_jax import gguf_meta
 
     path = Path(path)
     if not path.is_file():
         raise ScoderError(f"{path}: no such file")
-    try:
-        reader = gguf.GGUFReader(str(path), "r")
-    except Exception as e:
-        raise ScoderError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
-    meta: dict[str, Any] = {}
-    for key, fld in reader.fields.items():
-        if key.startswith("tokenizer.") or key == "general.architecture":
-            try:
-                meta[key] = fld.contents()
-            except Exception as e:
-                raise ScoderError(f"{path}: field {key} cannot be decoded ({type(e).__name__}: {e})") from None
+    meta = gguf_meta.read_kv(path, lambda key: key.startswith("tokenizer.") or key == "general.architecture")
     for key in ("tokenizer.ggml.model", "tokenizer.ggml.tokens"):
         if key not in meta:
             raise ScoderError(f"{path}: no tokenizer metadata (field {key} is missing)")

@@ -1,0 +1,70 @@
+"""The GGUF header reader against gguf's own GGUFReader, on real files and on every value type."""
+
+from __future__ import annotations
+
+import gguf
+import numpy as np
+import pytest
+
+from scoder_jax import gguf_meta
+from scoder_jax.errors import ScoderError
+
+
+def _reference(path) -> dict:
+    r = gguf.GGUFReader(str(path), "r")
+    return {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+
+
+@pytest.mark.parametrize("asset", ["smollm2_gguf", "deepseek_vocab_gguf"])
+def test_real_files_match_gguf_reader(asset, request):
+    path = request.getfixturevalue(asset)
+    ref, ours = _reference(path), gguf_meta.read_kv(path)
+    assert ours.keys() == ref.keys()
+    for k in ref:
+        assert ours[k] == ref[k], k
+    assert len(ours["tokenizer.ggml.tokens"]) > 30000
+    only = gguf_meta.read_kv(path, lambda k: k == "tokenizer.ggml.model")
+    assert only == {"tokenizer.ggml.model": ref["tokenizer.ggml.model"]}
+
+
+def test_every_value_type_and_tensors_after_the_header(tmp_path):
+    path = tmp_path / "types.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_uint8("t.u8", 250)
+    w.add_int8("t.i8", -5)
+    w.add_uint16("t.u16", 65000)
+    w.add_int16("t.i16", -300)
+    w.add_uint32("t.u32", 4_000_000_000)
+    w.add_int32("t.i32", -7)
+    w.add_float32("t.f32", 0.25)
+    w.add_bool("t.bool", True)
+    w.add_string("t.str", "héllo ✓")
+    w.add_uint64("t.u64", 2**40)
+    w.add_int64("t.i64", -(2**40))
+    w.add_float64("t.f64", 1e-300)
+    w.add_array("t.ints", [1, 2, 3])
+    w.add_array("t.floats", [0.5, 1.5])
+    w.add_array("t.strs", ["a", "", "ü"])
+    w.add_tensor("w", np.ones((2, 3), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ref, ours = _reference(path), gguf_meta.read_kv(path)
+    assert ours == ref
+    assert ours["t.str"] == "héllo ✓" and ours["t.u64"] == 2**40 and ours["t.strs"] == ["a", "", "ü"]
+
+
+def test_bad_files_name_the_file(tmp_path, smollm2_gguf):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm2_gguf.read_bytes()[:200_000])
+    with pytest.raises(ScoderError, match=r"cut\.gguf: truncated GGUF header"):
+        gguf_meta.read_kv(cut)
+    other = tmp_path / "x.gguf"
+    other.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    with pytest.raises(ScoderError, match=r"x\.gguf: not a GGUF file"):
+        gguf_meta.read_kv(other)
+    empty = tmp_path / "e.gguf"
+    empty.write_bytes(b"")
+    with pytest.raises(ScoderError, match=r"e\.gguf: truncated"):
+        gguf_meta.read_kv(empty)

@@ -65,9 +65,10 @@ def test_records_become_ids_with_response_only_loss():
 
 def test_packing_rows_segments_and_determinism():
     tok = data_lib.char_tokenizer()
-    cfg = tiny_cfg(seq_len=256, batch_size=4, epochs=2)
+    cfg = tiny_cfg(seq_len=256, batch_size=4, epochs=2, data={"compact_loss": False})
     ds = data_lib.build_dataset(records(40), tok, cfg)
     plan = data_lib.DataPlan(ds, cfg)
+    assert plan.loss_slots == 256 and plan.batch_keys == data_lib.BATCH_KEYS
     for e in range(2):
         rows = plan.rows(e)
         assert sorted(i for r in rows for i in r) == list(range(len(ds)))  # each sample once per epoch
@@ -96,6 +97,23 @@ def test_packing_rows_segments_and_determinism():
     dev = plan.device_batch(0, step_lib.batch_sharding(mesh))
     for k in data_lib.BATCH_KEYS:
         np.testing.assert_array_equal(np.asarray(dev[k]), b[k])
+
+    # compact loss: the same rows, targets and weights at the loss positions only
+    compact = data_lib.DataPlan(ds, tiny_cfg(seq_len=256, batch_size=4, epochs=2))
+    most = max(int(sum(np.count_nonzero(ds.masks[i][1:]) for i in r)) for e in range(2) for r in plan.rows(e))
+    assert compact.loss_slots == -(-most // 128) * 128 < 256
+    assert compact.rows(1) == plan.rows(1)
+    for step in range(plan.total_steps):
+        full, c = plan.host_batch(step), compact.host_batch(step)
+        assert c["targets"].shape == c["loss_index"].shape == (1, 4, compact.loss_slots)
+        np.testing.assert_array_equal(c["tokens"], full["tokens"])
+        got = np.take_along_axis(full["targets"], c["loss_index"], axis=-1)
+        np.testing.assert_array_equal(np.where(c["weights"] > 0, c["targets"], 0), np.where(c["weights"] > 0, got, 0))
+        np.testing.assert_array_equal(c["weights"], np.take_along_axis(full["weights"], c["loss_index"], axis=-1))
+        assert c["weights"].sum() == full["weights"].sum()
+    dev = compact.device_batch(0, step_lib.batch_sharding(mesh))
+    for k in compact.batch_keys:
+        np.testing.assert_array_equal(np.asarray(dev[k]), compact.host_batch(0)[k])
 
 
 def test_too_long_samples_truncated_or_dropped_and_counted(caplog):
@@ -197,6 +215,19 @@ def test_packed_batch_matches_unpacked_and_prompt_has_no_loss(tiny_model):
     lc, gc, _ = _loss_and_grads(model, b_unpacked, loss_chunk=64)
     np.testing.assert_allclose(lc, lu, rtol=1e-6)
     np.testing.assert_allclose(gc["embed"], gu["embed"], rtol=1e-5, atol=1e-7)
+    # so do logits at the loss positions only (compact rows), chunked or not
+    compact = [data_lib.compact_row(r, 128) for r in unpacked]
+    b_compact = {k: jnp.asarray(np.stack([r[k] for r in compact])) for k in compact[0]}
+    graphdef, params, frozen = step_lib.split_model(model, nnx.Param)
+    for chunk in (0, 64):
+        lk, gk = jax.jit(jax.value_and_grad(
+            lambda p, b, chunk=chunk: jnp.divide(*step_lib.loss_sums(nnx.merge(graphdef, p, frozen), b, chunk))))(
+            params, b_compact)
+        np.testing.assert_allclose(lk, lu, rtol=1e-6)
+        for k in gk:
+            np.testing.assert_allclose(gk[k], gu[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    with pytest.raises(ValueError, match="loss positions does not fit 8 loss slots"):
+        data_lib.compact_row(unpacked[0], 8)
 
 
 @pytest.mark.slow

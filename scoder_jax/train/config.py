@@ -22,6 +22,9 @@ class DataConfig:
     shuffle: bool = True
     system_prompt: str | None = None  # prepended as a system message to problem/solution records
     pack_window: int = 64  # first-fit packing looks back this many open rows
+    # logits and loss only at the positions that carry loss (prompts and padding skipped): each row
+    # holds a fixed number of loss slots, the plan's largest count rounded up to 128
+    compact_loss: bool = True
 
 
 @dataclass(frozen=True)

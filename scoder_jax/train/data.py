@@ -17,7 +17,10 @@ the packing; the data position of global step s is therefore (epoch, batch in ep
 function of s, and resuming needs only the step.
 
 A step's global batch is `batch_size` rows, laid out [grad_accum, batch_size / grad_accum, seq_len]
-and sharded over (data, fsdp) on the row axis. Each host builds only the rows its devices hold
+and sharded over (data, fsdp) on the row axis. With `data.compact_loss`, `targets` and `weights`
+hold only a row's loss positions ([..., loss_slots], listed in `loss_index`), so the model
+computes logits there alone: the same loss, without the prompt's and the padding's share of
+the output projection (a large part of the step for small models with large vocabularies). Each host builds only the rows its devices hold
 (`jax.make_array_from_callback` asks for addressable shards only).
 """
 
@@ -40,6 +43,7 @@ from scoder_jax.train.config import DataConfig, TrainConfig
 log = logging.getLogger(__name__)
 
 BATCH_KEYS = ("tokens", "segment_ids", "targets", "weights")
+LOSS_SLOT_MULTIPLE = 128
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -245,6 +249,30 @@ class DataPlan:
         self.total_steps = sum(self.steps_per_epoch)
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.loss_slots = self._loss_slots() if cfg.data.compact_loss else cfg.seq_len
+
+    def _loss_slots(self) -> int:
+        """Loss positions per row: the most any row of the plan holds, rounded up (to 128 and to a
+        multiple of loss_chunk), at most seq_len (which turns compaction off)."""
+        cfg = self.cfg
+        counts = np.array([int(np.count_nonzero(m[1:])) for m in self.ds.masks], np.int64)
+        most = 1
+        for e in range(cfg.epochs):
+            if sum(self.steps_per_epoch[:e]) >= self.total_steps:
+                break
+            most = max([most] + [int(counts[r].sum()) for r in self.rows(e)])
+        slots = -(-most // LOSS_SLOT_MULTIPLE) * LOSS_SLOT_MULTIPLE
+        if cfg.loss_chunk:
+            slots = -(-slots // cfg.loss_chunk) * cfg.loss_chunk
+        return min(slots, cfg.seq_len)
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        return BATCH_KEYS + (("loss_index",) if self.loss_slots < self.cfg.seq_len else ())
+
+    def key_length(self, key: str) -> int:
+        """The last dimension of batch array `key`."""
+        return self.loss_slots if key in ("targets", "weights", "loss_index") else self.cfg.seq_len
 
     @lru_cache(maxsize=4)
     def rows(self, epoch: int) -> list[list[int]]:
@@ -274,13 +302,14 @@ class DataPlan:
         return rows + [[] for _ in range(self.cfg.batch_size - len(rows))]
 
     def row_arrays(self, samples: Sequence[int]) -> dict[str, np.ndarray]:
-        return make_row([self.ds.ids[i] for i in samples], [self.ds.masks[i] for i in samples], self.cfg.seq_len)
+        row = make_row([self.ds.ids[i] for i in samples], [self.ds.masks[i] for i in samples], self.cfg.seq_len)
+        return compact_row(row, self.loss_slots) if self.loss_slots < self.cfg.seq_len else row
 
     def host_batch(self, step: int) -> dict[str, np.ndarray]:
-        """The whole global batch of a step on this host: [grad_accum, micro_rows, seq_len] arrays."""
+        """The whole global batch of a step on this host: [grad_accum, micro_rows, length] arrays."""
         rows = [self.row_arrays(r) for r in self.step_rows(step)]
         return {k: np.stack([r[k] for r in rows]).reshape(self.cfg.grad_accum, self.cfg.micro_rows, -1)
-                for k in BATCH_KEYS}
+                for k in self.batch_keys}
 
     def device_batch(self, step: int, sharding) -> dict[str, Any]:
         """The global batch as jax Arrays on `sharding`, each host building only its own rows."""
@@ -295,9 +324,10 @@ class DataPlan:
                 cache[r] = self.row_arrays(rows[r])
             return cache[r]
 
-        shape = (cfg.grad_accum, cfg.micro_rows, cfg.seq_len)
         out = {}
-        for key in BATCH_KEYS:
+        for key in self.batch_keys:
+            shape = (cfg.grad_accum, cfg.micro_rows, self.key_length(key))
+
             def cb(idx, key=key):
                 a_idx = range(cfg.grad_accum)[idx[0]]
                 r_idx = range(cfg.micro_rows)[idx[1]]
@@ -332,3 +362,17 @@ def make_row(ids: Sequence[np.ndarray], masks: Sequence[np.ndarray], seq_len: in
         seg[pos:pos + n] = k
         pos += n
     return {"tokens": tokens, "segment_ids": seg, "targets": targets, "weights": weights}
+
+
+def compact_row(row: dict[str, np.ndarray], slots: int) -> dict[str, np.ndarray]:
+    """`row` with targets and weights kept at its loss positions only (listed in `loss_index`,
+    padded with position 0 at weight 0) in `slots` entries."""
+    idx = np.flatnonzero(row["weights"])
+    if len(idx) > slots:
+        raise ValueError(f"a row with {len(idx)} loss positions does not fit {slots} loss slots")
+    index = np.zeros(slots, np.int32)
+    index[:len(idx)] = idx
+    weights = np.zeros(slots, np.float32)
+    weights[:len(idx)] = row["weights"][idx]
+    return {"tokens": row["tokens"], "segment_ids": row["segment_ids"], "targets": row["targets"][index],
+            "weights": weights, "loss_index": index}

@@ -40,12 +40,16 @@ def token_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
 def loss_sums(model: Decoder, batch: dict, loss_chunk: int = 0) -> tuple[jax.Array, jax.Array]:
     """(sum of weighted token losses, sum of weights) over one microbatch.
 
-    batch: tokens, segment_ids, targets [R, T] int32; weights [R, T] float32 (0 on prompt tokens,
-    padding and the last position of each sample). With `loss_chunk` (dividing T), logits exist
-    for `loss_chunk` positions at a time and are recomputed in the backward pass.
+    batch: tokens, segment_ids [R, T] int32; targets [R, T] int32, weights [R, T] float32 (0 on
+    prompt tokens, padding and the last position of each sample), or, with loss_index [R, C]
+    (the positions that carry loss), targets and weights [R, C] at those positions only: logits
+    are then computed there alone. With `loss_chunk` (dividing T or C), logits exist for
+    `loss_chunk` positions at a time and are recomputed in the backward pass.
     """
     out = model(batch["tokens"], segment_ids=batch["segment_ids"], return_logits=False)
     h, targets, w = out.hidden, batch["targets"], batch["weights"]
+    if "loss_index" in batch:
+        h = jnp.take_along_axis(h, batch["loss_index"][..., None], axis=1)
     T = h.shape[1]
     if not loss_chunk or loss_chunk >= T:
         ce = token_cross_entropy(model.logits(h), targets)
@@ -153,8 +157,9 @@ def build_step(graphdef, tx: optax.GradientTransformation, *, grad_accum: int, l
     return step
 
 
-def jit_step(step: Callable, param_shardings, opt_shardings, frozen_shardings, bsh: NamedSharding) -> Callable:
-    batch_sh = {k: bsh for k in ("tokens", "segment_ids", "targets", "weights")}
+def jit_step(step: Callable, param_shardings, opt_shardings, frozen_shardings, bsh: NamedSharding,
+             batch_keys: tuple[str, ...] = ("tokens", "segment_ids", "targets", "weights")) -> Callable:
+    batch_sh = {k: bsh for k in batch_keys}
     repl = NamedSharding(bsh.mesh, P())
     return jax.jit(
         step,
@@ -164,14 +169,21 @@ def jit_step(step: Callable, param_shardings, opt_shardings, frozen_shardings, b
     )
 
 
-def abstract_batch(grad_accum: int, micro_rows: int, seq_len: int, bsh: NamedSharding) -> dict:
+def abstract_batch(grad_accum: int, micro_rows: int, seq_len: int, bsh: NamedSharding,
+                   loss_slots: int | None = None) -> dict:
+    """The step's batch as abstract arrays; with `loss_slots` < seq_len, the compact-loss layout."""
     shape = (grad_accum, micro_rows, seq_len)
-    return {
+    compact = loss_slots is not None and loss_slots < seq_len
+    lshape = (grad_accum, micro_rows, loss_slots) if compact else shape
+    out = {
         "tokens": jax.ShapeDtypeStruct(shape, jnp.int32, sharding=bsh),
         "segment_ids": jax.ShapeDtypeStruct(shape, jnp.int32, sharding=bsh),
-        "targets": jax.ShapeDtypeStruct(shape, jnp.int32, sharding=bsh),
-        "weights": jax.ShapeDtypeStruct(shape, jnp.float32, sharding=bsh),
+        "targets": jax.ShapeDtypeStruct(lshape, jnp.int32, sharding=bsh),
+        "weights": jax.ShapeDtypeStruct(lshape, jnp.float32, sharding=bsh),
     }
+    if compact:
+        out["loss_index"] = jax.ShapeDtypeStruct(lshape, jnp.int32, sharding=bsh)
+    return out
 
 
 def abstract_like(tree, shardings):

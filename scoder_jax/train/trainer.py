@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     metrics = metrics_lib.MetricsLogger(out_dir, tensorboard=cfg.tensorboard, resume_step=start)
     bsh = step_lib.batch_sharding(mesh)
     step_fn = step_lib.build_step(graphdef, tx, grad_accum=cfg.grad_accum, loss_chunk=cfg.loss_chunk)
-    jitted = step_lib.jit_step(step_fn, p_sh, o_sh, f_sh, bsh)
+    jitted = step_lib.jit_step(step_fn, p_sh, o_sh, f_sh, bsh, plan.batch_keys)
 
     if start >= total:  # a finished run: nothing to compile or train
         _say(f"{out_dir}: already trained ({start} of {total} steps)")
@@ -193,7 +193,8 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     t0 = time.time()
     compiled, mem = step_lib.compile_step(
         jitted, step_lib.abstract_like(params, p_sh), step_lib.abstract_like(opt_state, o_sh),
-        step_lib.abstract_like(frozen, f_sh), step_lib.abstract_batch(cfg.grad_accum, cfg.micro_rows, cfg.seq_len, bsh))
+        step_lib.abstract_like(frozen, f_sh), step_lib.abstract_batch(cfg.grad_accum, cfg.micro_rows, cfg.seq_len, bsh,
+                                                           plan.loss_slots))
     compile_s = time.time() - t0
     n_train = int(sum(x.size for x in jax.tree.leaves(params)))
     n_frozen = int(sum(x.size for x in jax.tree.leaves(frozen)))

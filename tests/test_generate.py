@@ -63,7 +63,7 @@ def test_decode_path_matches_model_forward():
     full = m(toks).logits[0]  # [T, V]
     logits, kvs = jax.jit(forward.prefill, static_argnums=0)(cfg, w, toks[:, :12], jnp.array([12]))
     np.testing.assert_allclose(logits[0], full[11], atol=1e-4, rtol=1e-4)
-    caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 52), (0, 0))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
+    caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 0), (0, 52))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
               for k, v in kvs]
     for block in (None, 16):
         c = caches

@@ -3,7 +3,7 @@
 Design (one generate call):
 
 - A decode batch of B slots and a KV cache of S slots per row (one buffer per layer,
-  [B, K, S, D], see `forward.py`), S = the length bucket of the longest prompt plus
+  keys [B, K, D, S] and values [B, K, S, D], see `forward.py`), S = the length bucket of the longest prompt plus
   `max_new_tokens`.
 - Decoding runs in chunks of up to `chunk` steps inside one jitted `while_loop` (cache and slot
   state donated); a chunk ends early once enough slots are free for the next waiting prompt.
@@ -202,14 +202,16 @@ class Engine:
             return None, None, None, None, None
         cfg = self.cfg
         w_sh = jax.tree.map(lambda x: x.sharding, self.weights)
-        c_sh = parallel.sharding_for(("batch", "kv_heads", "length", "head_dim"),
+        k_sh = parallel.sharding_for(("batch", "kv_heads", "head_dim", "length"),
+                                     (B, cfg.num_kv_heads, cfg.head_dim, S), self.mesh)
+        v_sh = parallel.sharding_for(("batch", "kv_heads", "length", "head_dim"),
                                      (B, cfg.num_kv_heads, S, cfg.head_dim), self.mesh)
         row = parallel.sharding_for(("batch",), (B,), self.mesh)
         row2 = parallel.sharding_for(("batch", None), (B, 2), self.mesh)
         st_sh = {k: row for k in _STATE_KEYS}
         st_sh["keys"] = row2
         st_sh["hist"] = parallel.sharding_for(("batch", None), (B, S), self.mesh)
-        return w_sh, [(c_sh, c_sh)] * cfg.num_layers, st_sh, row2, parallel.replicated(self.mesh)
+        return w_sh, [(k_sh, v_sh)] * cfg.num_layers, st_sh, row2, parallel.replicated(self.mesh)
 
     def _init_fn(self, B: int, S: int):
         key = ("init", B, S)
@@ -266,12 +268,12 @@ def _insert(cfg, mode, w, caches, st, tokens, lengths, tgt, src, pids, sidx, see
     """Prefills tokens [Pn, Tp] (lengths [Pn]) and starts slot tgt[j] (B = none) as sample
     sidx[j] of prompt row src[j] (prompt id pids[j]). Returns caches, state, first tokens [B]."""
     B = st["tok"].shape[0]
-    S = caches[0][0].shape[2]
+    S = caches[0][1].shape[2]
     logits, kvs = forward.prefill(cfg, w, tokens, lengths)
     Tc = min(tokens.shape[1], S)
     new_caches = []
     for (ck, cv), (k, v) in zip(caches, kvs):
-        ck = ck.at[tgt, :, :Tc].set(k[src, :, :Tc].astype(ck.dtype), mode="drop")
+        ck = ck.at[tgt, :, :, :Tc].set(k[src, :, :, :Tc].astype(ck.dtype), mode="drop")
         cv = cv.at[tgt, :, :Tc].set(v[src, :, :Tc].astype(cv.dtype), mode="drop")
         new_caches.append((ck, cv))
     keys = jax.vmap(sample_key, in_axes=(None, 0, 0))(seed, pids, sidx)

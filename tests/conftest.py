@@ -35,6 +35,24 @@ def smollm2_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_model(smollm2_gguf):
+    """scoder-jax's Decoder loaded from the SmolLM2 GGUF (shared: loading takes seconds)."""
+    from scoder_jax.models.checkpoint import load_gguf
+
+    return load_gguf(smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def smollm2_reference(smollm2_gguf):
+    """transformers' model loaded from the same GGUF, fp32, eval mode (shared: ~17 s to load)."""
+    import torch
+    import transformers
+
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
 def deepseek_vocab_gguf() -> Path:
     """DeepSeek-Coder vocab-only GGUF with .inp/.out test vectors (llama.cpp)."""
     return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")

@@ -12,23 +12,20 @@ TOPICS = ["reverse a string", "sum a list of numbers", "check if a number is pri
           "compute a factorial recursively"]
 
 
-def test_greedy_matches_transformers(smollm2_gguf):
+def test_greedy_matches_transformers(smollm2_gguf, smollm2_model, smollm2_reference):
     import torch
-    from transformers import AutoModelForCausalLM
 
     from scoder_jax.generate.engine import Engine
     from scoder_jax.generate.sampling import SamplingParams
-    from scoder_jax.models.checkpoint import load_model
     from scoder_jax.tokenizer import Tokenizer
 
     tok = Tokenizer.load(smollm2_gguf)
     ids = [tok.encode_chat([{"role": "user", "content": f"Write a Python function to {t}."}]) for t in TOPICS]
     assert len({len(i) for i in ids}) > 1
-    engine = Engine(load_model(smollm2_gguf), max_batch=8, pad_id=tok.pad_id)
+    engine = Engine(smollm2_model, max_batch=8, pad_id=tok.pad_id)
     ours = engine.generate(ids, SamplingParams(max_new_tokens=64, stop_ids=tok.stop_ids))
 
-    ref = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name,
-                                               dtype=torch.float32)
+    ref = smollm2_reference
     with torch.no_grad():
         for p, row in zip(ids, ours):  # one at a time: no padding on the reference side
             out = ref.generate(torch.tensor([p]), attention_mask=torch.ones((1, len(p)), dtype=torch.long),

@@ -16,17 +16,10 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def models(smollm2_gguf):
-    import torch
-    import transformers
-
-    from scoder_jax.models.checkpoint import load_gguf
+def models(smollm2_gguf, smollm2_model, smollm2_reference):
     from scoder_jax.tokenizer import Tokenizer
 
-    ours = load_gguf(smollm2_gguf)
-    ref = transformers.AutoModelForCausalLM.from_pretrained(
-        smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.float32).eval()
-    return ours, ref, Tokenizer.load(smollm2_gguf)
+    return smollm2_model, smollm2_reference, Tokenizer.load(smollm2_gguf)
 
 
 def test_logits_match_transformers_gguf_loading(models):

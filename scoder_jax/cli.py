@@ -79,11 +79,17 @@ def enable_compile_cache() -> None:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", where)
 
 
+def _exit_distributed(code: int) -> None:
+    if "scoder_jax.parallel" in sys.modules:  # only a command that used JAX can be multi-process
+        sys.modules["scoder_jax.parallel"].exit_distributed(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)
     except ScoderError as e:
         click.echo(f"error: {e}", err=True)
+        _exit_distributed(2)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -511,7 +511,7 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
                                       f"({last[-1] if last else 'none'} and earlier) are intact; free space and rerun") from None
                 raise
             except Exception as e:  # noqa: BLE001
-                if jax.process_count() > 1 and isinstance(e, jax.errors.JaxRuntimeError):
+                if parallel.lost_peer(e):
                     raise ScoderError(f"stage {stage.name}: a collective failed on process {jax.process_index()} "
                                       f"({parallel.first_line(e)}); another process most likely died: rerun every process with the "
                                       "same command to resume") from None

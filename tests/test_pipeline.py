@@ -87,20 +87,24 @@ def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_
     assert rerun == {"score_01", "influence_01", "select_01"}, rerun
 
 
-def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
-    """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
-    fine-tune) is killed at five moments across the later stages, rerun each time, and ends
-    with the uninterrupted run's dataset, byte for byte."""
-    run = tmp_path / "run"
+def _copy_through_s0(smoke_run: Path, run: Path) -> Path:
+    """A copy of the smoke run as it stood when S_0 was trained (pool, seed set, S_0)."""
     shutil.copytree(smoke_run, run)
     m = _manifest(run)
-    keep = {"pool", "seed", "sft_00"}
     for name in list(m["stages"]):
-        if name not in keep:
+        if name not in {"pool", "seed", "sft_00"}:
             shutil.rmtree(run / m["stages"][name]["out"], ignore_errors=True)
             del m["stages"][name]
     (run / "manifest.json").write_text(json.dumps(m))
     (run / "report.html").unlink()
+    return run
+
+
+def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
+    """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
+    fine-tune) is killed at five moments across the later stages, rerun each time, and ends
+    with the uninterrupted run's dataset, byte for byte."""
+    run = _copy_through_s0(smoke_run, tmp_path / "run")
     moments = ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]
     for stage in moments:
         proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
@@ -198,15 +202,16 @@ def _student_params(run_dir: Path) -> dict:
 
 
 def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path):
-    """Two processes on 127.0.0.1 (gloo): process 1 is SIGKILLed while S_0 trains; process 0 must
-    exit with a clear error within the heartbeat timeout, not hang. Both rerun: the run resumes
-    and ends with the one-process run's final dataset (byte for byte) and student parameters."""
-    run = tmp_path / "run"
+    """Two processes on 127.0.0.1 (gloo), from the smoke run's S_0 on: they sample, score and
+    select, then process 1 is SIGKILLed while S_1 trains; process 0 must exit with a clear error
+    within the heartbeat timeout, not hang. Both rerun: the run resumes and ends with the
+    one-process run's final dataset (byte for byte) and student parameters."""
+    run = _copy_through_s0(smoke_run, tmp_path / "run")
     procs = _launch_two(run, tmp_path, "first")
     deadline = time.time() + 900
     while time.time() < deadline and all(p.poll() is None for p in procs):
         try:
-            entry = json.loads((run / "manifest.json").read_text())["stages"].get("sft_00", {})
+            entry = json.loads((run / "manifest.json").read_text())["stages"].get("sft_01", {})
         except (json.JSONDecodeError, FileNotFoundError):
             entry = {}
         if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 3:
@@ -222,7 +227,9 @@ def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path)
         pytest.fail("process 0 still waits 240 s after process 1 died")
     err = (tmp_path / "first.0.err").read_text()
     assert rc != 0, err[-3000:]
-    assert "error" in err.lower() and ("process" in err.lower() or "task" in err.lower()), err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: stage sft_01: a collective failed on process 0"), err[-3000:]
+    assert "another process most likely died" in last and "stack trace" not in err, err[-3000:]
     print(f"process 0 exited {time.time() - t0:.0f} s after the kill: {err.strip().splitlines()[-1][:300]}")
 
     procs = _launch_two(run, tmp_path, "rerun")

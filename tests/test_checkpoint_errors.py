@@ -100,17 +100,19 @@ def test_verify_passes_on_a_good_checkpoint_and_fails_on_a_tampered_one(hf_dir, 
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["random"]["top1_agreement"] == 1.0 and report["max_abs_diff"] < 1e-4
 
-    # an orbax checkpoint converted from it verifies too
-    r = _scoder("convert", str(hf_dir), str(tmp_path / "orbax"), "--to", "orbax")
-    assert r.returncode == 0, r.stderr
-    assert _scoder("verify", "--model", str(tmp_path / "orbax"), "--atol", "1e-4").returncode == 0
-
-    # a checkpoint whose logits differ from the reference's: scoder-jax reads a copy with a
-    # changed final norm, transformers the original; `scoder verify` must exit 1
+    # an orbax checkpoint converted from it verifies too (in this process: the CLI ran above)
     from click.testing import CliRunner
     from safetensors.numpy import load_file, save_file
 
     from scoder_jax.models import commands
+
+    res = CliRunner().invoke(commands.convert, [str(hf_dir), str(tmp_path / "orbax"), "--to", "orbax"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    res = CliRunner().invoke(commands.verify, ["--model", str(tmp_path / "orbax"), "--atol", "1e-4"])
+    assert res.exit_code == 0, (res.output, res.exception)
+
+    # a checkpoint whose logits differ from the reference's: scoder-jax reads a copy with a
+    # changed final norm, transformers the original; `scoder verify` must exit 1
 
     d = shutil.copytree(hf_dir, tmp_path / "tampered")
     tensors = load_file(d / "model.safetensors")

@@ -84,7 +84,8 @@ def run_scoder(path, ids, stop_ids, args):
     from scoder_jax.models.checkpoint import load_model
 
     model = load_model(path)
-    engine = Engine(model, max_batch=args.batch, pad_id=0)
+    block = "auto" if args.attn_block == "auto" else (None if args.attn_block == "none" else int(args.attn_block))
+    engine = Engine(model, max_batch=args.batch, pad_id=0, attn_block=block)
     params = SamplingParams(temperature=0.8, max_new_tokens=args.max_new_tokens, n=4, seed=0,
                             stop_ids=tuple(stop_ids))
     t = time.perf_counter()
@@ -122,6 +123,7 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch", type=int, default=64, help="engine decode slots")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--attn-block", default="auto", help="engine decode attention block: auto, none or a size")
     args = ap.parse_args()
 
     import jax

@@ -28,12 +28,14 @@ from scoder_jax.models import rope as rope_lib
 from scoder_jax.models.config import ModelConfig
 from scoder_jax.models.llama import attention_inputs as _qkv, attention_output_and_mlp as _out_and_mlp
 from scoder_jax.models.llama import lora_specs, param_specs, rms_norm
+from scoder_jax.models.lora import merge_lora
 
 Weights = dict[str, Any]  # {"embed", "final_norm", ["lm_head"], "layers": [ {name: [...]} * L ]}
 LayerCache = tuple[jax.Array, jax.Array]  # k [B, K, D, S], v [B, K, S, D]
 
 
 def layer_param_names(cfg: ModelConfig) -> list[str]:
+    """Per-layer parameters a model holds (base and LoRA): what `split_weights` takes."""
     specs = {**param_specs(cfg), **lora_specs(cfg)}
     return [n for n, (_, axes) in specs.items() if axes[0] == "layers"]
 
@@ -44,18 +46,23 @@ def global_param_names(cfg: ModelConfig) -> list[str]:
 
 
 def split_weights(cfg: ModelConfig, params: dict[str, jax.Array]) -> Weights:
-    """Stacked parameters {name: [L, ...]} -> per-layer weights (a copy; run it under jit)."""
-    w: Weights = {n: params[n] for n in global_param_names(cfg)}
-    names = layer_param_names(cfg)
-    w["layers"] = [{n: params[n][i] for n in names} for i in range(cfg.num_layers)]
+    """Stacked parameters {name: [L, ...]} -> per-layer weights with LoRA adapters merged into
+    their base weights (one matmul per projection while decoding, not three); a copy: run it
+    under jit."""
+    merged = merge_lora(cfg, params)
+    specs = param_specs(cfg)
+    w: Weights = {n: merged[n] for n, (_, axes) in specs.items() if axes[0] != "layers"}
+    names = [n for n, (_, axes) in specs.items() if axes[0] == "layers"]
+    w["layers"] = [{n: merged[n][i] for n in names} for i in range(cfg.num_layers)]
     return w
 
 
 def weight_axes(cfg: ModelConfig) -> Weights:
     """Logical axes of every leaf of `split_weights`' result (for shardings)."""
-    specs = {**param_specs(cfg), **lora_specs(cfg)}
-    w: Weights = {n: specs[n][1] for n in global_param_names(cfg)}
-    w["layers"] = [{n: specs[n][1][1:] for n in layer_param_names(cfg)} for _ in range(cfg.num_layers)]
+    specs = param_specs(cfg)
+    w: Weights = {n: axes for n, (_, axes) in specs.items() if axes[0] != "layers"}
+    w["layers"] = [{n: axes[1:] for n, (_, axes) in specs.items() if axes[0] == "layers"}
+                   for _ in range(cfg.num_layers)]
     return w
 
 

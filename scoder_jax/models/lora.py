@@ -10,20 +10,25 @@ from scoder_jax.models.llama import LORA_TARGETS, Decoder, lora_specs, param_spe
 
 
 def merged_params(model: Decoder) -> dict[str, jax.Array]:
-    """Base parameters with each LoRA delta (scale * A @ B, per layer) added in.
-
-    A [L, *in, R] and B [L, R, *out] contract over R to the base weight's [L, *in, *out].
-    """
+    """Base parameters with each LoRA delta (scale * A @ B, per layer) added in."""
     cfg = model.cfg
-    out = {name: getattr(model, name).get_value() for name in param_specs(cfg)}
+    params = {name: getattr(model, name).get_value() for name in {**param_specs(cfg), **lora_specs(cfg)}}
+    return merge_lora(cfg, params)
+
+
+def merge_lora(cfg, params: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """{name: stacked array} with the adapters folded in: the base parameters only, each target's
+    weight plus scale * A @ B per layer (A [L, *in, R] and B [L, R, *out] contract over R to the
+    base weight's [L, *in, *out]), summed in fp32 and cast back to the weight's dtype."""
+    out = {name: params[name] for name in param_specs(cfg)}
     if cfg.lora is None:
         return out
     for t in cfg.lora.targets:
         w = LORA_TARGETS[t][0]
-        a = getattr(model, f"lora_{t}_a").get_value().astype(jnp.float32)
-        b = getattr(model, f"lora_{t}_b").get_value().astype(jnp.float32)
-        delta = jnp.tensordot(a, b, axes=([a.ndim - 1], [1]))  # [L, *in, L, *out]
-        delta = jnp.moveaxis(jnp.diagonal(delta, axis1=0, axis2=a.ndim - 1), -1, 0)
+        a = params[f"lora_{t}_a"].astype(jnp.float32)
+        b = params[f"lora_{t}_b"].astype(jnp.float32)
+        L, R = a.shape[0], a.shape[-1]
+        delta = jnp.einsum("lir,lro->lio", a.reshape(L, -1, R), b.reshape(L, R, -1)).reshape(out[w].shape)
         out[w] = (out[w].astype(jnp.float32) + cfg.lora.scale * delta).astype(out[w].dtype)
     return out
 

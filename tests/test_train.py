@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scoder_jax.errors import CheckpointError, ConfigError, DataError
+from scoder_jax.errors import ConfigError, DataError
 from scoder_jax.train import data as data_lib
 from scoder_jax.train import step as step_lib
 from scoder_jax.train.config import load_train_config

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from scoder_jax import parallel
 from scoder_jax.errors import ScoderError

@@ -26,10 +26,8 @@ Corruptions (deterministic in `seed`), each a copy of positive i with parts of p
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 from typing import Sequence
 

@@ -20,8 +20,9 @@ A step's global batch is `batch_size` rows, laid out [grad_accum, batch_size / g
 and sharded over (data, fsdp) on the row axis. With `data.compact_loss`, `targets` and `weights`
 hold only a row's loss positions ([..., loss_slots], listed in `loss_index`), so the model
 computes logits there alone: the same loss, without the prompt's and the padding's share of
-the output projection (a large part of the step for small models with large vocabularies). Each host builds only the rows its devices hold
-(`jax.make_array_from_callback` asks for addressable shards only).
+the output projection (a large part of the step for small models with large vocabularies).
+Each host builds only the rows its devices hold (`jax.make_array_from_callback` asks for
+addressable shards only).
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ class Worker:
         test_file = cfg.drop_tests and filters_lib.is_test_path(path)
         # Secrets are found in the whole document too: a window may hold a fragment of one (a
         # private key's body without its BEGIN line) that no pattern recognizes on its own.
-        secret_lines = secrets_lib.line_spans(text, secrets_lib.find_secrets(text))
+        secret_lines = secrets_lib.line_spans(lines, secrets_lib.find_secrets(text))
         for ex in extracted:
             self._snippet(ex, lang, source, test_file, secret_lines, res)
 

@@ -95,9 +95,13 @@ def find_secrets(text: str) -> list[Secret]:
     return out
 
 
-def line_spans(text: str, secrets: list[Secret]) -> list[tuple[str, int, int]]:
-    """(kind, first line, last line) of each secret, lines 1-based like `Extracted.span`."""
-    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+def line_spans(lines: list[str], secrets: list[Secret]) -> list[tuple[str, int, int]]:
+    """(kind, first line, last line) of each secret found in "".join(lines), lines 1-based: the
+    document's own lines (as extraction split them: `splitlines(keepends=True)`, which also breaks
+    at form feeds and lone CRs), so the numbers agree with `Extracted.span`."""
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line))
     return [(s.kind, bisect.bisect_right(starts, s.start), bisect.bisect_right(starts, max(s.start, s.end - 1)))
             for s in secrets]
 

@@ -69,21 +69,6 @@ class _Cursor:
             raise ScoderError(f"{self.path}: field {key}: unknown GGUF array item type {itype}")
         raise ScoderError(f"{self.path}: field {key}: unknown GGUF value type {vtype}")
 
-    def skip(self, vtype: int, key: str) -> None:
-        if vtype == _STRING:
-            self.take(self.u64())
-        elif vtype in _NUMERIC:
-            self.take(np.dtype(_NUMERIC[vtype]).itemsize)
-        elif vtype == _ARRAY:
-            itype, count = self.u32(), self.u64()
-            if itype in _NUMERIC:
-                self.take(np.dtype(_NUMERIC[itype]).itemsize * count)
-            else:
-                for _ in range(count):
-                    self.skip(itype, key)
-        else:
-            raise ScoderError(f"{self.path}: field {key}: unknown GGUF value type {vtype}")
-
 
 def read_kv(path: str | Path, want: Callable[[str], bool] = lambda key: True) -> dict[str, Any]:
     """{key: value} of the header fields for which `want(key)` holds; ScoderError on a malformed file."""
@@ -100,11 +85,9 @@ def read_kv(path: str | Path, want: Callable[[str], bool] = lambda key: True) ->
             out: dict[str, Any] = {}
             for _ in range(cur.u64()):
                 key = cur.string()
-                vtype = cur.u32()
+                value = cur.value(cur.u32(), key)  # read even when not wanted: it must be passed
                 if want(key):
-                    out[key] = cur.value(vtype, key)
-                else:
-                    cur.skip(vtype, key)
+                    out[key] = value
             return out
     except OSError as e:
         raise ScoderError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None

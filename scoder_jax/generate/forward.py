@@ -45,24 +45,26 @@ def global_param_names(cfg: ModelConfig) -> list[str]:
     return [n for n, (_, axes) in specs.items() if axes[0] != "layers"]
 
 
+def _base_names(cfg: ModelConfig, *, layers: bool) -> list[str]:
+    """The base parameters (no LoRA) stacked over layers, or the global ones."""
+    return [n for n, (_, axes) in param_specs(cfg).items() if (axes[0] == "layers") == layers]
+
+
 def split_weights(cfg: ModelConfig, params: dict[str, jax.Array]) -> Weights:
     """Stacked parameters {name: [L, ...]} -> per-layer weights with LoRA adapters merged into
     their base weights (one matmul per projection while decoding, not three); a copy: run it
     under jit."""
     merged = merge_lora(cfg, params)
-    specs = param_specs(cfg)
-    w: Weights = {n: merged[n] for n, (_, axes) in specs.items() if axes[0] != "layers"}
-    names = [n for n, (_, axes) in specs.items() if axes[0] == "layers"]
-    w["layers"] = [{n: merged[n][i] for n in names} for i in range(cfg.num_layers)]
+    w: Weights = {n: merged[n] for n in _base_names(cfg, layers=False)}
+    w["layers"] = [{n: merged[n][i] for n in _base_names(cfg, layers=True)} for i in range(cfg.num_layers)]
     return w
 
 
 def weight_axes(cfg: ModelConfig) -> Weights:
     """Logical axes of every leaf of `split_weights`' result (for shardings)."""
     specs = param_specs(cfg)
-    w: Weights = {n: axes for n, (_, axes) in specs.items() if axes[0] != "layers"}
-    w["layers"] = [{n: axes[1:] for n, (_, axes) in specs.items() if axes[0] == "layers"}
-                   for _ in range(cfg.num_layers)]
+    w: Weights = {n: specs[n][1] for n in _base_names(cfg, layers=False)}
+    w["layers"] = [{n: specs[n][1][1:] for n in _base_names(cfg, layers=True)} for _ in range(cfg.num_layers)]
     return w
 
 
@@ -83,8 +85,8 @@ def logits_of(cfg: ModelConfig, w: Weights, h: jax.Array) -> jax.Array:
 
 def prefill(cfg: ModelConfig, w: Weights, tokens: jax.Array, lengths: jax.Array):
     """tokens [P, T] right-padded, lengths [P] -> (logits of each row's last token [P, V] fp32,
-    per-layer k [P, K, D, T], v [P, K, T, D] for slots 0..T-1). Causal attention; padding sees nothing real
-    that matters (it lies after the prompt, and decoding overwrites it slot by slot)."""
+    per-layer k [P, K, D, T], v [P, K, T, D] for slots 0..T-1). Causal attention; padding sees
+    nothing real that matters (it lies after the prompt, and decoding overwrites it slot by slot)."""
     cd = jnp.dtype(cfg.compute_dtype)
     P, T = tokens.shape
     positions = jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (P, T))

@@ -70,6 +70,7 @@ class ModelConfig:
     param_dtype: str = "float32"
     compute_dtype: str = "float32"
     remat: str = "none"
+    scan_unroll: int = 1  # layers per iteration of the layer scan (num_layers: straight-line code)
     lora: LoraConfig | None = None
 
     def __post_init__(self):
@@ -82,6 +83,8 @@ class ModelConfig:
                 raise ValueError(f"{f} {getattr(self, f)!r} is not one of {DTYPES}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat {self.remat!r} is not one of {REMAT_POLICIES}")
+        if self.scan_unroll < 1:
+            raise ValueError(f"scan_unroll must be at least 1, got {self.scan_unroll}")
 
     def replace(self, **kw) -> "ModelConfig":
         return dataclasses.replace(self, **kw)

@@ -64,7 +64,7 @@ def bench_jax(recs, cfg_model, args) -> dict:
                       max_steps=args.warmup + args.steps, progress=False, tensorboard=False, log_every=1,
                       optim=OptimConfig(lr=1e-4, warmup_steps=0, clip_norm=1.0, weight_decay=0.01),
                       mesh=MeshConfig(data=1, num_devices=1), checkpoint=CheckpointConfig(keep=1),
-                      remat=args.remat, loss_chunk=args.loss_chunk)
+                      remat=args.remat, loss_chunk=args.loss_chunk, scan_unroll=args.scan_unroll)
     try:
         summary = train(cfg, recs, tmp / "run")
         logs = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--remat", default="none")
     ap.add_argument("--loss-chunk", type=int, default=0)
+    ap.add_argument("--scan-unroll", type=int, default=1, help="layers per iteration of the layer scan")
     args = ap.parse_args()
 
     import jax

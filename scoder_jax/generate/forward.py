@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from scoder_jax.models import rope as rope_lib
 from scoder_jax.models.config import ModelConfig
 from scoder_jax.models.llama import attention_inputs as _qkv, attention_output_and_mlp as _out_and_mlp
-from scoder_jax.models.llama import lora_specs, param_specs, rms_norm
+from scoder_jax.models.llama import lm_logits, lora_specs, param_specs, rms_norm
 from scoder_jax.models.lora import merge_lora
 
 Weights = dict[str, Any]  # {"embed", "final_norm", ["lm_head"], "layers": [ {name: [...]} * L ]}
@@ -77,10 +77,7 @@ def init_caches(cfg: ModelConfig, batch: int, slots: int, dtype: Any = None) -> 
 
 def logits_of(cfg: ModelConfig, w: Weights, h: jax.Array) -> jax.Array:
     """h [..., E] (after the final norm) -> logits [..., V] fp32."""
-    cd = jnp.dtype(cfg.compute_dtype)
-    if cfg.tie_embeddings:
-        return jnp.einsum("...e,ve->...v", h.astype(cd), w["embed"].astype(cd), preferred_element_type=jnp.float32)
-    return jnp.einsum("...e,ev->...v", h.astype(cd), w["lm_head"].astype(cd), preferred_element_type=jnp.float32)
+    return lm_logits(cfg, h, w["embed"] if cfg.tie_embeddings else w["lm_head"])
 
 
 def prefill(cfg: ModelConfig, w: Weights, tokens: jax.Array, lengths: jax.Array):

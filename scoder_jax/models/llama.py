@@ -153,12 +153,18 @@ class Decoder(nnx.Module):
 
     def logits(self, h: jax.Array) -> jax.Array:
         """h [B, T, E] -> logits [B, T, V] in fp32."""
-        cd = jnp.dtype(self.cfg.compute_dtype)
-        if self.cfg.tie_embeddings:
-            return jnp.einsum("bte,ve->btv", h.astype(cd), self.embed.value.astype(cd),
-                              preferred_element_type=jnp.float32)
-        return jnp.einsum("bte,ev->btv", h.astype(cd), self.lm_head.value.astype(cd),
-                          preferred_element_type=jnp.float32)
+        head = self.embed.value if self.cfg.tie_embeddings else self.lm_head.value
+        return lm_logits(self.cfg, h, head)
+
+
+def lm_logits(cfg: ModelConfig, h: jax.Array, head: jax.Array) -> jax.Array:
+    """h [..., E] -> logits [..., V] fp32; `head` is the embedding [V, E] when tied, else lm_head
+    [E, V]. One 2-D matmul in the compute dtype with fp32 accumulation (see `matmul`)."""
+    cd = jnp.dtype(cfg.compute_dtype)
+    h2 = h.reshape(-1, h.shape[-1]).astype(cd)
+    dims = ((1,), (1,)) if cfg.tie_embeddings else ((1,), (0,))
+    out = jax.lax.dot_general(h2, head.astype(cd), (dims, ((), ())), preferred_element_type=jnp.float32)
+    return out.reshape(*h.shape[:-1], out.shape[-1])
 
 
 def init_value(cfg: ModelConfig, name: str, shape: tuple[int, ...], key: jax.Array) -> jax.Array:

@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--remat", default="none")
     ap.add_argument("--loss-chunk", type=int, default=0)
-    ap.add_argument("--scan-unroll", type=int, default=1, help="layers per iteration of the layer scan")
+    ap.add_argument("--scan-unroll", type=int, default=6, help="layers per iteration of the layer scan (6: all)")
     args = ap.parse_args()
 
     import jax

@@ -17,8 +17,8 @@ from scoder_jax.tokenizer import (
     DEEPSEEK_CODER_SYSTEM_PROMPT,
     LLAMA3_TEMPLATE,
     Tokenizer,
-    read_gguf_tokenizer_metadata,
 )
+from scoder_jax.tokenizer_gguf import read_gguf_tokenizer_metadata
 
 SAMPLES = [
     "Hello world's THE'S",

@@ -187,7 +187,7 @@ def run_pool(ctx: Context, stage: Stage, out: Path) -> dict:
 
 
 def run_seed(ctx: Context, stage: Stage, out: Path) -> dict:
-    from scoder_jax.synth.teacher import import_seed
+    from scoder_jax.synth.seed_import import import_seed
 
     src = ctx.cfg.seed_set.source
     path = BUNDLED_SEED if src == "bundled" else Path(src)

@@ -20,14 +20,8 @@ import pytest
 from scoder_jax.errors import ScoderError
 from scoder_jax.io import read_jsonl
 from scoder_jax.synth.prompts import PROMPT_VERSION, format_response
-from scoder_jax.synth.teacher import (
-    TeacherConfig,
-    _retry_after,
-    cache_key,
-    chat_completions_url,
-    redact_url,
-    run_teacher,
-)
+from scoder_jax.synth.teacher import cache_key, run_teacher
+from scoder_jax.synth.teacher_client import TeacherConfig, _retry_after, chat_completions_url, redact_url
 
 KEY_ENV = "SCODER_TEST_TEACHER_KEY"
 KEY = "sk-test-9f8e7d6c5b4a3210-SECRET"

@@ -11,7 +11,7 @@ import pytest
 from scoder_jax.errors import DataError
 from scoder_jax.io import read_jsonl
 from scoder_jax.records import SAMPLE_FIELDS
-from scoder_jax.synth.teacher import import_seed
+from scoder_jax.synth.seed_import import import_seed
 
 
 def magicoder(i, problem, solution, lang="python", seed="def seed():\n    pass\n"):

@@ -79,7 +79,7 @@ def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_ke
     if (snippets_path is None) == (import_path is None):
         raise ScoderError("scoder seed: give exactly one of --snippets POOL (ask a teacher) or --import FILE")
     if import_path is not None:
-        from scoder_jax.synth.teacher import import_seed
+        from scoder_jax.synth.seed_import import import_seed
 
         summary = import_seed(import_path, out_dir, strict=strict)
         click.echo(json.dumps(summary))
@@ -93,7 +93,8 @@ def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_ke
     for flag, value in (("--teacher-url", teacher_url), ("--teacher-model", teacher_model)):
         if not value:
             raise ScoderError(f"scoder seed --snippets: {flag} is required")
-    from scoder_jax.synth.teacher import TeacherConfig, run_teacher
+    from scoder_jax.synth.teacher import run_teacher
+    from scoder_jax.synth.teacher_client import TeacherConfig
 
     cfg = TeacherConfig(
         url=teacher_url, model=teacher_model, api_key_env=api_key_env or None, concurrency=concurrency,

@@ -16,7 +16,7 @@ from scoder_jax.records import content_id
 from scoder_jax.synth.prompts import extract_code, language, split_embedded_tests
 
 
-def _import_record(rec: Any, where: str) -> tuple[dict | None, str]:
+def _import_record(rec: Any) -> tuple[dict | None, str]:
     """One imported line -> (Sample record, "") or (None, reason)."""
     if not isinstance(rec, dict):
         return None, f"expected a JSON object, got {type(rec).__name__}"
@@ -66,7 +66,7 @@ def _import_record(rec: Any, where: str) -> tuple[dict | None, str]:
     }, ""
 
 
-def import_seed(path: Path, out_dir: Path, *, strict: bool = False, progress: bool = False) -> dict:
+def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
     """Imports a seed set (Magicoder OSS-Instruct JSONL, or this project's Sample JSONL) into
     `out_dir/seed.jsonl`, merged by id with what is already there.
 
@@ -97,7 +97,7 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False, progress: bo
             except json.JSONDecodeError as e:
                 rec, why = None, f"malformed JSON ({e.msg} at column {e.colno})"
             else:
-                rec, why = _import_record(rec, where)
+                rec, why = _import_record(rec)
             if rec is None:
                 if strict:
                     raise DataError(f"{where}: {why}")

@@ -35,7 +35,7 @@ from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
 from scoder_jax.synth.prompts import PROMPT_VERSION, build_messages, language, parse_response
-from scoder_jax.synth.teacher_client import _TRANSIENT, ChatClient, TeacherConfig, _Ledger, _Secret, _Stop
+from scoder_jax.synth.teacher_client import TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ class _Run:
     def __init__(self, out_dir: Path, cfg: TeacherConfig):
         self.out_dir = out_dir
         self.cfg = cfg
-        self.secret = _Secret(cfg.api_key_env)
+        self.secret = ApiKey(cfg.api_key_env)
         self.cache = ReplyCache(out_dir / "cache")
-        self.ledger = _Ledger.load(out_dir / "usage.json", cfg)
+        self.ledger = Ledger.load(out_dir / "usage.json", cfg)
         self.stop = threading.Event()
         self.client = ChatClient(cfg, self.ledger, self.secret, self.stop)
 
@@ -135,11 +135,11 @@ class _Run:
         if entry is None:
             try:
                 reply = self.client.complete(build_messages(snip.content, snip.lang))
-            except _Stop:
+            except StopSending:
                 return _Outcome(snip, "pending")
             if not reply.ok:
                 return _Outcome(snip, "failure", self._failure(snip, reply.reason, "http", reply.detail,
-                                                               transient=reply.reason in _TRANSIENT,
+                                                               transient=reply.reason in TRANSIENT,
                                                                attempts=reply.attempts, status=reply.status))
             entry = {
                 "key": key,

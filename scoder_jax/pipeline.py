@@ -315,8 +315,8 @@ def judge_path(ctx: Context) -> str:
 def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
     """Multi-aspect judge + execution signals, weighted total, best candidate per snippet."""
     from scoder_jax.io import read_jsonl as _read
-    from scoder_jax.score.execution import Limits
     from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
+    from scoder_jax.score.sandbox_types import Limits
     from scoder_jax.score.select import SelectConfig, score_candidates
     from scoder_jax.score.weights import Weights
 

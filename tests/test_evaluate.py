@@ -28,7 +28,7 @@ MBPP_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sa
 
 
 def _limits(timeout_s: float = 10.0):
-    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.sandbox_types import Limits
 
     return Limits(timeout_s=timeout_s)
 

@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from scoder_jax.errors import ConfigError
-from scoder_jax.score import execution
-from scoder_jax.score.execution import Limits, Outcome, isolation, network_isolation_available, run_many, run_python
+from scoder_jax.score import execution, sandbox_process, sandbox_types
+from scoder_jax.score.execution import isolation, network_isolation_available, run_many, run_python
+from scoder_jax.score.sandbox_types import Limits, Outcome
 
 HOSTILE = Limits(timeout_s=2.0, memory_mb=256)
 
@@ -309,7 +310,7 @@ def test_hostile_programs_side_by_side_on_the_worker_pool(marker):
 
 def test_auto_isolation_is_reported_consistently():
     iso = isolation()
-    assert iso.mode in execution.MODES
+    assert iso.mode in sandbox_types.MODES
     assert network_isolation_available() == iso.network_isolated
     if iso.mode in ("namespaces", "userns"):
         out = run_python("import os\nprint(os.getpid(), sorted(p for p in os.listdir('/proc') if p.isdigit()))")
@@ -321,7 +322,7 @@ def test_auto_isolation_is_reported_consistently():
 def test_user_namespace_mode(marker):
     try:
         isolation("userns")
-    except execution.SandboxError as e:
+    except sandbox_types.SandboxError as e:
         pytest.skip(f"no unprivileged user namespaces here: {e}")
     limits = Limits(timeout_s=2, memory_mb=256, isolation="userns")
     out = run_python("import os, socket\nprint(os.getpid())\nsocket.create_connection(('127.0.0.1', 9), timeout=1)",
@@ -390,7 +391,7 @@ def test_cli_entry_point_prints_json(tmp_path):
 
 
 def _processes_of_uid(uid: int) -> list[int]:
-    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if execution._proc_uid(pid) == uid]
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if sandbox_process._proc_uid(pid) == uid]
 
 
 def test_uid_mode_kills_everything_of_the_slot_uid():
@@ -417,7 +418,7 @@ def test_uid_mode_kills_everything_of_the_slot_uid():
 
 def test_fork_server_is_restarted_after_it_dies():
     assert run_python("print(1)").passed
-    server = execution._SERVERS[False]
+    server = sandbox_process._SERVERS[False]
     server.proc.kill()
     server.proc.wait()
     out = run_python("print(2)")

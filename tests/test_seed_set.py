@@ -25,7 +25,7 @@ def seed() -> list[dict]:
 
 
 def _limits():
-    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.sandbox_types import Limits
 
     return Limits(timeout_s=20.0)
 

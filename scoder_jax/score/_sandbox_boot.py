@@ -1,4 +1,4 @@
-"""The sandbox fork server: `python -I -S _sandbox_boot.py SERVER_CONFIG`, run by `execution.py`.
+"""The sandbox fork server: `python -I -S _sandbox_boot.py SERVER_CONFIG`, run by `sandbox_process.py`.
 
 Stdlib only, no package imports. The server is a trusted zygote: it starts once per caller
 process (and `site` setting), imports the stdlib modules generated code commonly uses, and

@@ -35,10 +35,11 @@ def run(file, timeout, memory, cpu, max_processes, max_file_mb, max_open_files, 
     Exit status 0 when the program passed (exit code 0 within the limits), 1 otherwise.
     """
     from scoder_jax.score import execution
+    from scoder_jax.score.sandbox_types import Limits
 
     code = _read(file)
     stdin = _read(stdin_file) if stdin_file else ""
-    limits = execution.Limits(
+    limits = Limits(
         timeout_s=timeout, cpu_s=cpu, memory_mb=memory, max_processes=max_processes, max_file_mb=max_file_mb,
         max_open_files=max_open_files, max_output_bytes=max_output_bytes, network=network, site=site,
         isolation=isolation,

@@ -65,7 +65,7 @@ def _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tok
 
 
 def _limits(timeout_s):
-    from scoder_jax.score.execution import Limits
+    from scoder_jax.score.sandbox_types import Limits
 
     return Limits(timeout_s=timeout_s)
 

@@ -39,10 +39,11 @@ def test_program(solution: str, tests: str) -> str:
 def execution_signals(candidates: Sequence[dict], *, limits=None, workers: int | None = None,
                       progress: bool = False) -> list[dict | None]:
     """Per candidate: None (not Python) or {"parses", "runs", "passes": bool, "run_status",
-    "test_status": an `execution.STATUSES` value or "not_run", "detail": a short reason}."""
+    "test_status": a `sandbox_types.STATUSES` value or "not_run", "detail": a short reason}."""
     from scoder_jax.score import execution
+    from scoder_jax.score.sandbox_types import Limits
 
-    limits = limits or execution.Limits(timeout_s=10.0)
+    limits = limits or Limits(timeout_s=10.0)
     out: list[dict | None] = [None] * len(candidates)
     programs: list[str] = []
     slots: list[tuple[int, str]] = []  # (candidate index, "run" | "test")

@@ -29,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from scoder_jax.score.execution import Limits, isolation, run_many  # noqa: E402
+from scoder_jax.score.execution import isolation, run_many  # noqa: E402
+from scoder_jax.score.sandbox_types import Limits  # noqa: E402
 
 
 def enable_reference_exec() -> str:

@@ -245,6 +245,27 @@ def test_filter_from_top_cap_equals_full_sort():
             assert np.array_equal(got, allowed), (scale, top_k, top_p, min_p)
 
 
+def test_batch_shrinks_once_nothing_waits_and_keeps_the_samples(model):
+    """32 slots, 4 prompts x 8 samples of spread lengths: once nothing waits the live rows move
+    into 16 then 8 slots (also on a data x fsdp mesh), and every sample is what it is alone."""
+    from scoder_jax import parallel
+
+    ps = prompts(4, seed=1, lo=14)
+    params = SamplingParams(temperature=1.0, max_new_tokens=40, n=8, seed=5, stop_ids=(7, 11, 13))
+    mesh = parallel.make_mesh(data=2, fsdp=2, tensor=2)
+    alone = Engine(model, max_batch=1, buckets=BUCKETS, chunk=3)
+    expect = [[c.tokens for c in alone.generate([p], params, prompt_ids=[i])[0]] for i, p in enumerate(ps)]
+    lengths = sorted(len(t) for row in expect for t in row)
+    assert lengths[0] < 10 and lengths[-1] == 40, "the samples should end at spread lengths"
+    for m in (None, mesh):
+        eng = Engine(model, max_batch=32, buckets=BUCKETS, chunk=4, mesh=m)
+        out = eng.generate(ps, params)
+        assert [[c.tokens for c in row] for row in out] == expect
+        assert [k[1] for k in eng.compiled_shapes if k[0] == "decode"] == [32, 16, 8]
+        assert eng.stats["shrinks"] == 2
+        assert eng.stats["decode_row_steps"] < 32 * eng.stats["decode_steps"] * 0.6
+
+
 def test_sharded_engine_gives_same_greedy_tokens(model):
     from scoder_jax import parallel
 

@@ -13,11 +13,14 @@ Design (one generate call):
   and scatters their KV into the free slots. The `n` samples of a prompt share its prefill
   (its KV is copied into n slots). Rows restart at position 0; stale slots beyond a row's
   position are masked.
+- Once nothing waits, the batch shrinks: when the live rows fit half of it, a jitted gather
+  moves them (cache and state) into the smallest halving that holds them (not below
+  MIN_SHRUNK_BATCH rows), so the run's tail does not decode dead rows.
 - Sample `s` of the prompt with id `p` draws its t-th token with
   `fold_in(sample_key(seed, p, s), t)`, so outputs do not depend on batch size, slot, order
   or device count.
-- Compiled shapes are bounded: decode per (B, S), insert per (prefill count bucket, prompt
-  length bucket) for that (B, S). Parameters are arguments, so checkpoints of one
+- Compiled shapes are bounded: decode per (B, S) (B halved at most log2(max_batch / 8)
+  times), insert per (prefill count bucket, prompt length bucket) for that (B, S). Parameters are arguments, so checkpoints of one
   architecture swap in (`set_model`) without recompiling.
 - With a mesh, weights are placed by their logical axes (fsdp / tensor) and the decode batch
   is split over ('data', 'fsdp').
@@ -234,6 +237,15 @@ class Engine:
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
+    def _gather_fn(self, B: int, B2: int, S: int, args):
+        key = ("gather", B, B2, S)
+        if key not in self._fns:
+            _, c_sh, st_sh, _, rep = self._shardings(B, S)
+            _, c_sh2, st_sh2, _, _ = self._shardings(B2, S)
+            kw = {} if self.mesh is None else dict(in_shardings=(c_sh, st_sh, rep), out_shardings=(c_sh2, st_sh2))
+            self._fns[key] = self._compile(key, jax.jit(_gather_rows, **kw), *args)
+        return self._fns[key]
+
     def _insert_fn(self, B: int, S: int, Pn: int, Tp: int, mode: str, args):
         key = ("insert", B, S, Pn, Tp, mode)
         if key not in self._fns:
@@ -247,6 +259,12 @@ class Engine:
 
 
 _STATE_KEYS = ("tok", "pos", "step", "limit", "active", "start")
+MIN_SHRUNK_BATCH = 8  # below this a decode step costs about the same (weight streaming dominates)
+
+
+def _gather_rows(caches, st, idx):
+    """Rows idx [B2] of every cache and state array: a smaller decode batch."""
+    return [(k[idx], v[idx]) for k, v in caches], {k: v[idx] for k, v in st.items()}
 
 
 def _init_state(cfg, B: int, S: int):
@@ -378,9 +396,15 @@ class _Run:
             caches, st = self._refill(caches, st)
             if not any(s is not None for s in self.slots):
                 continue
+            if not self.queue:
+                caches, st = self._shrink(caches, st)
+            B = self.B
             # rows the host ended (stop strings) that the device still decodes
             killed = self.dev_active & np.array([s is None for s in self.slots])
-            exit_free = min(len(self.queue[0][1]), B) if self.queue else B + 1
+            if self.queue:
+                exit_free = min(len(self.queue[0][1]), B)
+            else:  # nothing waits: end the chunk once the live rows fit half the batch
+                exit_free = B - B // 2 if self._smaller(B // 2) < B else B + 1
             args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
                     np.int32(exit_free))
             fn = eng._decode_fn(B, S, self.mode, params.no_repeat_ngram, args)
@@ -400,6 +424,34 @@ class _Run:
                     self._finish(b, "stop" if slot.tokens[-1] in self.stop_set else "length")
                 elif new and self._hit_stop_string(slot):
                     self._finish(b, "stop")
+
+    def _smaller(self, live: int) -> int:
+        """The decode batch for `live` rows once nothing waits: the current one halved while
+        they fit (not below MIN_SHRUNK_BATCH, a multiple of the data-parallel size)."""
+        B, dp = self.B, self.eng.dp
+        while B // 2 >= max(live, MIN_SHRUNK_BATCH) and (B // 2) % dp == 0:
+            B //= 2
+        return B
+
+    def _shrink(self, caches, st):
+        """Once nothing waits and the live rows fit a smaller batch, gathers them (cache rows
+        and state) into it: the tail of a run does not decode dead rows. Same samples (keys
+        are per sample, not per row); at most log2(max_batch) more decode shapes."""
+        live = [b for b, s in enumerate(self.slots) if s is not None]
+        B2 = self._smaller(len(live))
+        if B2 == self.B:
+            return caches, st
+        # padding rows: dead ones, those the device already stopped first (a row the host
+        # ended may still be active there: the next chunk kills it, wherever it lands)
+        dead = sorted((b for b, s in enumerate(self.slots) if s is None), key=lambda b: self.dev_active[b])
+        idx = np.array(live + dead[:B2 - len(live)], np.int32)
+        args = (caches, st, idx)
+        caches, st = self.eng._gather_fn(self.B, B2, self.S, args)(*args)
+        self.slots = [self.slots[b] for b in idx]
+        self.dev_active = self.dev_active[idx]
+        self.B = B2
+        self.eng.stats["shrinks"] += 1
+        return caches, st
 
     def _hit_stop_string(self, slot: _Slot) -> bool:
         if not self.params.stop_strings or self.decode is None:

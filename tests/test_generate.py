@@ -65,7 +65,7 @@ def test_decode_path_matches_model_forward():
     np.testing.assert_allclose(logits[0], full[11], atol=1e-4, rtol=1e-4)
     caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 0), (0, 52))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
               for k, v in kvs]
-    for block in (None, 16):
+    for block in (None, 16, 48):  # 16: visited by blocks; 48 (> half the 64 slots): one pass
         c = caches
         step = jax.jit(lambda w, c, tok, pos: forward.decode_step(cfg, w, c, tok, pos, block=block))
         for t in range(12, 20):

@@ -85,7 +85,7 @@ class Engine:
 
     `chunk`: decode steps per device call. `attn_block`: decode attention visits the cache in
     blocks of this many slots up to the longest live row (None: all slots every step; the
-    default is 64 on CPU and None on accelerators, where a dynamic inner loop costs more than
+    default is 128 on CPU and None on accelerators, where a dynamic inner loop costs more than
     it saves at typical lengths). `mesh`: shard weights (fsdp/tensor) and the batch (data, fsdp).
     """
 
@@ -101,7 +101,7 @@ class Engine:
         self.pad_id = pad_id
         self.chunk = chunk
         if attn_block == "auto":
-            attn_block = 64 if jax.default_backend() == "cpu" else None
+            attn_block = 128 if jax.default_backend() == "cpu" else None
         self.attn_block = attn_block
         self.compilations = 0
         self.compiled_shapes: list[tuple] = []
@@ -386,7 +386,7 @@ class _Run:
         B = min(eng.max_batch, _pow2(total))
         B = -(-B // eng.dp) * eng.dp
         S = bucket(max(len(self.prompts[i]) for i, _ in self.queue) + params.max_new_tokens, eng.buckets)
-        if eng.attn_block:
+        if eng.attn_block and S > eng.attn_block:  # a cache of one block or less: one pass, no blocks
             S = -(-S // eng.attn_block) * eng.attn_block
         self.B, self.S = B, S
         caches, st = eng._init_fn(B, S)()

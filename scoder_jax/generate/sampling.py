@@ -108,12 +108,12 @@ def sample_tokens(logits: jax.Array, keys: jax.Array, temperature: jax.Array, to
     (u in (0, 1], first token whose cumulative probability reaches u), so a token of
     probability 0 (filtered out) is never drawn; the sort for top-k / top-p / min-p runs only
     when some row asks for one of them. `mode` (static) specialises the computation when the
-    caller knows every row's knobs: "greedy" (all temperatures 0), "plain" (no top-k / top-p /
-    min-p), "filtered", or "any" (decided on device).
+    caller knows every row's knobs: "greedy" (all temperatures 0), "plain" (every temperature
+    > 0, no top-k / top-p / min-p), "filtered" (every temperature > 0), or "any" (decided on
+    device, greedy rows included).
     """
-    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     if mode == "greedy":
-        return greedy
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     t = jnp.where(temperature > 0, temperature, 1.0)[:, None]
     scaled = logits / t
     if mode == "filtered":
@@ -126,7 +126,9 @@ def sample_tokens(logits: jax.Array, keys: jax.Array, temperature: jax.Array, to
     u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)  # (0, 1]
     target = u[:, None] * cdf[:, -1:]
     drawn = jnp.minimum(jnp.sum(cdf < target, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
-    return jnp.where(temperature > 0, drawn, greedy)
+    if mode != "any":  # no greedy rows: skip the argmax over V (7 of the 17 ms at 64 x 49k on CPU)
+        return drawn
+    return jnp.where(temperature > 0, drawn, jnp.argmax(logits, axis=-1).astype(jnp.int32))
 
 
 def sampling_mode(params: SamplingParams) -> str:

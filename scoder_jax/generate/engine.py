@@ -20,8 +20,9 @@ Design (one generate call):
   `fold_in(sample_key(seed, p, s), t)`, so outputs do not depend on batch size, slot, order
   or device count.
 - Compiled shapes are bounded: decode per (B, S) (B halved at most log2(max_batch / 8)
-  times), insert per (prefill count bucket, prompt length bucket) for that (B, S). Parameters are arguments, so checkpoints of one
-  architecture swap in (`set_model`) without recompiling.
+  times), insert per (prefill count bucket, prompt length bucket) for that (B, S).
+  Parameters are arguments, so checkpoints of one architecture swap in (`set_model`)
+  without recompiling.
 - With a mesh, weights are placed by their logical axes (fsdp / tensor) and the decode batch
   is split over ('data', 'fsdp').
 """
@@ -436,7 +437,7 @@ class _Run:
     def _shrink(self, caches, st):
         """Once nothing waits and the live rows fit a smaller batch, gathers them (cache rows
         and state) into it: the tail of a run does not decode dead rows. Same samples (keys
-        are per sample, not per row); at most log2(max_batch) more decode shapes."""
+        are per sample, not per row); at most log2(max_batch / MIN_SHRUNK_BATCH) more decode shapes."""
         live = [b for b, s in enumerate(self.slots) if s is not None]
         B2 = self._smaller(len(live))
         if B2 == self.B:

@@ -136,6 +136,7 @@ def decode_attention(q: jax.Array, ck: jax.Array, cv: jax.Array, pos: jax.Array,
     K, S = cv.shape[1], cv.shape[2]
     qg = q.reshape(B, K, H // K, D)
     scale = D ** -0.5
+
     def full(qg, ck, cv):
         s = _scores(qg, ck) * scale
         mask = jnp.arange(S)[None, :] <= pos[:, None]
@@ -164,6 +165,7 @@ def decode_attention(q: jax.Array, ck: jax.Array, cv: jax.Array, pos: jax.Array,
     # slot 0 is always live (pos >= 0), so m is finite after the first block
     init = (jnp.full((B, K, G), -jnp.inf, jnp.float32), jnp.zeros((B, K, G), jnp.float32),
             jnp.zeros((B, K, G, D), jnp.float32))
+
     def blocked(qg, ck, cv):
         _, l, acc = jax.lax.fori_loop(0, n_live, body, init)
         return (acc / l[..., None]).astype(cv.dtype).reshape(B, H, D)

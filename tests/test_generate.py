@@ -4,7 +4,6 @@ bounded compilations, checkpoint swap, sharding, batch CLI (stream, resume, bad 
 
 from __future__ import annotations
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ import pytest
 from flax import nnx
 from scipy import stats
 
-from scoder_jax.errors import DataError, ScoderError
+from scoder_jax.errors import ScoderError
 from scoder_jax.generate import forward
 from scoder_jax.generate.engine import Engine
 from scoder_jax.generate.sampling import SamplingParams, filter_logits, sample_key, sample_tokens, step_keys

@@ -107,7 +107,7 @@ class Engine:
         self.compilations = 0
         self.compiled_shapes: list[tuple] = []
         # cumulative timings: compile_s, decode_s (device time of decode chunks), decode_steps,
-        # decode_row_steps (steps x live rows), insert_s, prompts_prefilled
+        # decode_row_steps (steps x live rows), insert_s, prompts_prefilled, shrinks (batch halvings)
         self.stats = collections.Counter()
         self._fns: dict[tuple, object] = {}
         self.weights = self._weights_of(model)

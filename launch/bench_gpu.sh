@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Accelerator benchmarks (not run in CI): decode throughput against the HBM-bandwidth bound
-# (tests/benchmarks/decode_gpu.py) and, when present, the training benchmark
-# (tests/benchmarks/train_gpu.py). Each part is optional: a missing or failing part is
-# reported and the others still run. Needs jax with CUDA (or TPU); no network.
+# (tests/benchmarks/decode_gpu.py) and the training step's MFU (tests/benchmarks/train_gpu.py),
+# each as it ships and with the variants still to be decided on a device:
+#   decode_gpu            batch 1 and 64, XLA's default command buffers
+#   decode_gpu_cmdbuf     batch 1 with the decode loop's while/conditional inside CUDA graphs
+#   train_gpu             the XLA attention (the default)
+#   train_gpu_flash       attention: flash (the Pallas kernel, scoder_jax/models/flash.py)
+# Each part is optional: a failing part is reported and the others still run.
+# BENCH_GPU_PARTS picks some (e.g. "decode_gpu train_gpu_flash"). Needs jax with CUDA; no network.
 #   bash launch/bench_gpu.sh [extra args for decode_gpu.py]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 unset JAX_PLATFORMS XLA_FLAGS
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+CMDBUF="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL"
 status=0
 "$PY" -c "import jax; print('jax', jax.__version__, jax.devices())" || { echo "jax is not importable"; exit 1; }
-for part in decode_gpu train_gpu; do
-  script=tests/benchmarks/$part.py
-  if [ ! -f "$script" ]; then echo "== $part: $script not present, skipped"; continue; fi
+for part in ${BENCH_GPU_PARTS:-decode_gpu decode_gpu_cmdbuf train_gpu train_gpu_flash}; do
   echo "== $part"
-  args=()
-  [ "$part" = decode_gpu ] && args=("$@")
-  if ! "$PY" "$script" "${args[@]}"; then echo "== $part FAILED"; status=1; fi
+  case $part in
+    decode_gpu)        cmd=("$PY" tests/benchmarks/decode_gpu.py "$@") ;;
+    decode_gpu_cmdbuf) cmd=(env XLA_FLAGS="$CMDBUF" "$PY" tests/benchmarks/decode_gpu.py --batches 1 "$@") ;;
+    train_gpu)         cmd=("$PY" tests/benchmarks/train_gpu.py) ;;
+    train_gpu_flash)   cmd=("$PY" tests/benchmarks/train_gpu.py --attention flash) ;;
+    *) echo "unknown part $part"; status=1; continue ;;
+  esac
+  if ! "${cmd[@]}"; then echo "== $part FAILED"; status=1; fi
 done
 exit $status

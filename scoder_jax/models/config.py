@@ -20,6 +20,7 @@ ROPE_TYPES = ("default", "linear", "dynamic", "llama3")
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "MistralForCausalLM": "llama"}
 DTYPES = ("float32", "bfloat16", "float16")
 REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable")
+ATTENTION_IMPLS = ("xla", "flash")  # no-cache attention: chunked einsums, or the flash kernel on GPU (models/flash.py)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ModelConfig:
     compute_dtype: str = "float32"
     remat: str = "none"
     scan_unroll: int = 1  # layers per iteration of the layer scan (num_layers: straight-line code)
+    attention: str = "xla"  # one of ATTENTION_IMPLS
     lora: LoraConfig | None = None
 
     def __post_init__(self):
@@ -85,6 +87,8 @@ class ModelConfig:
             raise ValueError(f"remat {self.remat!r} is not one of {REMAT_POLICIES}")
         if self.scan_unroll < 1:
             raise ValueError(f"scan_unroll must be at least 1, got {self.scan_unroll}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(f"attention {self.attention!r} is not one of {ATTENTION_IMPLS}")
 
     def replace(self, **kw) -> "ModelConfig":
         return dataclasses.replace(self, **kw)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scoder_jax.models import rope as rope_lib
+from scoder_jax.models import flash, rope as rope_lib
 from scoder_jax.models.config import ModelConfig
 
 Cache = dict[str, jax.Array]  # {"k": [L, B, S, K, D], "v": [L, B, S, K, D]}
@@ -121,7 +121,10 @@ class Decoder(nnx.Module):
             positions = positions_from_segments(segment_ids)
         cos, sin = rope_lib.cos_sin(cfg, positions)
 
-        if cache is None:
+        seg_flash = None  # segment ids for the flash kernel, when it runs
+        if cache is None and cfg.attention == "flash" and flash.usable(T):
+            mask, seg_flash = None, segment_ids
+        elif cache is None:
             idx = jnp.arange(T)
             mask = (idx[None, :, None] >= idx[None, None, :]) & (
                 segment_ids[:, :, None] == segment_ids[:, None, :])
@@ -135,7 +138,7 @@ class Decoder(nnx.Module):
 
         def body(h, xs):
             p, ck, cv = xs
-            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv)
+            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv, seg_flash)
             return h, (ck, cv, h if output_layer_hidden else None)
 
         if cfg.remat != "none":
@@ -254,8 +257,9 @@ def attention_output_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.
     return h + _proj(cfg, p, "down", jax.nn.silu(gate) * up)
 
 
-def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v):
-    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None."""
+def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v, segment_ids=None):
+    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None.
+    With `segment_ids` [B, T] (and no cache) the flash kernel attends instead of the mask."""
     cd = h.dtype
     q, k, v = attention_inputs(cfg, p, rms_norm(h, p["attn_norm"], cfg.rms_norm_eps), cos, sin)
     if cache_k is not None:
@@ -264,6 +268,8 @@ def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache
         cache_v = cache_v.at[rows, positions].set(v.astype(cache_v.dtype), mode="drop")
         k, v = cache_k.astype(cd), cache_v.astype(cd)
         attn = attention(q, k, v, mask)
+    elif segment_ids is not None:
+        attn = flash.flash_attention(q, k, v, segment_ids)
     else:
         attn = causal_attention(q, k, v, mask)
     return attention_output_and_mlp(cfg, p, h, attn), cache_k, cache_v

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from scoder_jax.config import load_config
-from scoder_jax.models.config import DTYPES, REMAT_POLICIES, LoraConfig
+from scoder_jax.models.config import ATTENTION_IMPLS, DTYPES, REMAT_POLICIES, LoraConfig
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ class TrainConfig:
     compute_dtype: str = "float32"  # bfloat16: bf16 matmuls over fp32 master parameters
     remat: str = "none"  # none | full | dots_saveable | dots_with_no_batch_dims_saveable
     scan_unroll: int = 1  # layers per iteration of the layer scan; more: longer compile, faster steps on CPU
+    attention: str = "xla"  # xla | flash (the Pallas flash kernel on GPU; XLA attention elsewhere)
     loss_chunk: int = 0  # compute logits + loss over this many positions at a time (0: all at once)
     log_every: int = 1
     progress: bool = True
@@ -116,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"remat {self.remat!r} is not one of {REMAT_POLICIES}")
         if self.scan_unroll < 1:
             raise ValueError(f"scan_unroll must be at least 1, got {self.scan_unroll}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(f"attention {self.attention!r} is not one of {ATTENTION_IMPLS}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.batch_size % self.grad_accum:

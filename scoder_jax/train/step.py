@@ -191,8 +191,13 @@ def abstract_like(tree, shardings):
 
 
 def compile_step(jitted: Callable, params, opt_state, frozen, batch_abstract) -> tuple[Any, dict]:
-    """Lowers and compiles the step for these (abstract) arguments; returns (compiled, memory)."""
-    lowered = jitted.lower(params, opt_state, frozen, batch_abstract)
+    """Lowers and compiles the step for these (abstract) arguments; returns (compiled, memory).
+
+    Traced under the batch's mesh (`jax.set_mesh`), so kernels the partitioner cannot split
+    (flash attention) find it and run per device under `shard_map`."""
+    mesh = jax.tree.leaves(batch_abstract)[0].sharding.mesh
+    with jax.set_mesh(mesh):
+        lowered = jitted.lower(params, opt_state, frozen, batch_abstract)
     compiled = lowered.compile()
     return compiled, memory_report(compiled)
 

@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--remat", default="dots_with_no_batch_dims_saveable")
     ap.add_argument("--loss-chunk", type=int, default=512)
+    ap.add_argument("--attention", default="xla", choices=("xla", "flash"),
+                    help="flash: the Pallas flash-attention kernel (scoder_jax/models/flash.py)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--peak-tflops", type=float, default=None)
@@ -55,7 +57,8 @@ def main() -> None:
     if args.smoke:
         args.preset, args.seq_len, args.rows, args.steps, args.warmup = "tiny", 128, 2, 2, 1
         args.loss_chunk = min(args.loss_chunk, 64)
-    cfg = get_preset(args.preset).replace(param_dtype="float32", compute_dtype="bfloat16", remat=args.remat)
+    cfg = get_preset(args.preset).replace(param_dtype="float32", compute_dtype="bfloat16", remat=args.remat,
+                                         attention=args.attention)
     n_dev = jax.device_count()
     mesh = parallel.make_mesh(data=-1)
     model = init_model(cfg, mesh, 0)
@@ -110,6 +113,7 @@ def main() -> None:
         "row_fill": tokens / (rows * args.seq_len),
         "preset": args.preset, "params": int(sum(x.size for x in jax.tree.leaves(params))),
         "seq_len": args.seq_len, "rows_per_device": args.rows, "grad_accum": args.grad_accum, "remat": args.remat,
+        "attention": args.attention,
         "loss_chunk": args.loss_chunk, "devices": n_dev, "device": jax.devices()[0].device_kind,
         "peak_tflops_per_device": peak / 1e12, "peak_source": src, "compile_s": compile_s,
         "memory_mib": {k: v / 2**20 for k, v in mem.items()}, "final_loss": float(m["loss"]),

@@ -1,0 +1,78 @@
+"""Flash attention (models/flash.py): the Pallas kernel, run in its interpreter on CPU, against
+the XLA attention it replaces: values and gradients, grouped-query heads, packed segments with
+padding, a model forward, and the fallback where the kernel cannot run."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from scoder_jax.models import flash
+from scoder_jax.models.config import ModelConfig
+from scoder_jax.models.llama import Decoder, attention
+from scoder_jax.models.presets import PRESETS
+
+
+@pytest.fixture
+def interpret(monkeypatch):
+    monkeypatch.setattr(flash, "INTERPRET", True)
+
+
+def _packed(B, T, H, K, D, seed=0):
+    rng = np.random.default_rng(seed)
+    q, k, v, do = (jnp.asarray(rng.normal(size=(B, T, h, D)), jnp.float32) for h in (H, K, K, H))
+    # segments of uneven lengths, the last positions padding (segment 0)
+    seg = np.zeros((B, T), np.int32)
+    for b in range(B):
+        cuts = np.sort(rng.choice(np.arange(1, T - 8), size=2, replace=False))
+        seg[b, :cuts[0]], seg[b, cuts[0]:cuts[1]], seg[b, cuts[1]:T - 5] = 1, 2, 3
+    return q, k, v, do, jnp.asarray(seg)
+
+
+def _mask(seg):
+    T = seg.shape[1]
+    idx = jnp.arange(T)
+    return (idx[None, :, None] >= idx[None, None, :]) & (seg[:, :, None] == seg[:, None, :])
+
+
+@pytest.mark.parametrize("H,K,T", [(4, 4, 64), (4, 2, 256)])
+def test_kernel_matches_xla_attention_values_and_gradients(interpret, H, K, T):
+    q, k, v, do, seg = _packed(2, T, H, K, 16)
+    mask = _mask(seg)
+    out, vjp = jax.vjp(lambda q, k, v: flash.flash_attention(q, k, v, seg), q, k, v)
+    ref, vjp_ref = jax.vjp(lambda q, k, v: attention(q, k, v, mask), q, k, v)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=2e-5)
+    for name, g, g_ref in zip("qkv", vjp(do), vjp_ref(do)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=5e-5, err_msg=name)
+
+
+def test_model_forward_with_flash_equals_xla(interpret):
+    cfg = PRESETS["tiny"].replace(vocab_size=128, num_heads=4, num_kv_heads=2)
+    model = Decoder(cfg, rngs=nnx.Rngs(0))
+    fast = Decoder(cfg.replace(attention="flash"), rngs=nnx.Rngs(0))
+    toks = jnp.asarray(np.random.default_rng(1).integers(0, 128, (2, 128)), jnp.int32)
+    seg = jnp.asarray(np.repeat([[1] * 50 + [2] * 70 + [0] * 8], 2, axis=0), jnp.int32)
+    np.testing.assert_allclose(np.asarray(fast(toks, segment_ids=seg).logits),
+                               np.asarray(model(toks, segment_ids=seg).logits), atol=1e-4)
+
+
+def test_without_a_gpu_flash_falls_back_to_xla_attention(monkeypatch):
+    monkeypatch.setattr(flash, "INTERPRET", False)
+    assert jax.default_backend() == "cpu" and not flash.usable(128)
+    called = []
+    monkeypatch.setattr(flash, "flash_attention", lambda *a: called.append(1))
+    cfg = PRESETS["tiny"].replace(vocab_size=64, attention="flash")
+    toks = jnp.ones((1, 16), jnp.int32)
+    assert Decoder(cfg, rngs=nnx.Rngs(0))(toks).logits.shape == (1, 16, 64) and not called
+
+
+def test_rows_not_a_multiple_of_the_block_use_xla_attention(interpret):
+    assert flash.usable(256) and flash.usable(64) and not flash.usable(200)
+
+
+def test_unknown_attention_is_a_config_error():
+    with pytest.raises(ValueError, match=r"attention 'fast' is not one of \('xla', 'flash'\)"):
+        ModelConfig(attention="fast")

@@ -53,6 +53,7 @@ from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+UNROLL_GPU = 4
 
 
 @dataclass
@@ -84,14 +85,16 @@ class _Slot:
 class Engine:
     """Generates from one model (or several checkpoints of one architecture, via `set_model`).
 
-    `chunk`: decode steps per device call. `attn_block`: decode attention visits the cache in
+    `chunk`: decode steps per device call; `unroll`: decode steps per iteration of its loop
+    (auto: UNROLL_GPU on GPU, where every iteration's exit test waits for the device; else 1). `attn_block`: decode attention visits the cache in
     blocks of this many slots up to the longest live row (None: all slots every step; the
     default is 128 on CPU and None on accelerators, where a dynamic inner loop costs more than
     it saves at typical lengths). `mesh`: shard weights (fsdp/tensor) and the batch (data, fsdp).
     """
 
     def __init__(self, model: Decoder, *, buckets: Sequence[int] = DEFAULT_BUCKETS, max_batch: int = 64,
-                 pad_id: int = 0, mesh: Mesh | None = None, chunk: int = 8, attn_block: int | None | str = "auto"):
+                 pad_id: int = 0, mesh: Mesh | None = None, chunk: int = 8, attn_block: int | None | str = "auto",
+                 unroll: int | str = "auto"):
         self.cfg = model.cfg
         self.graphdef, state = nnx.split(model)
         self._shapes = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), state)
@@ -104,6 +107,11 @@ class Engine:
         if attn_block == "auto":
             attn_block = 128 if jax.default_backend() == "cpu" else None
         self.attn_block = attn_block
+        if unroll == "auto":
+            unroll = UNROLL_GPU if jax.default_backend() == "gpu" else 1
+        if unroll < 1 or chunk % unroll:
+            raise ValueError(f"unroll {unroll} must be at least 1 and divide chunk {chunk}")
+        self.unroll = unroll
         self.compilations = 0
         self.compiled_shapes: list[tuple] = []
         # cumulative timings: compile_s, decode_s (device time of decode chunks), decode_steps,
@@ -226,7 +234,7 @@ class Engine:
         return self._fns[key]
 
     def _decode_fn(self, B: int, S: int, mode: str, ngram: int, args):
-        key = ("decode", B, S, self.chunk, mode, ngram)
+        key = ("decode", B, S, self.chunk, mode, ngram, self.unroll)
         if key not in self._fns:
             w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
@@ -234,7 +242,7 @@ class Engine:
                 row = st_sh["active"]
                 kw = dict(in_shardings=(w_sh, c_sh, st_sh, row) + (rep,) * 7, out_shardings=(c_sh, st_sh, row2, rep))
             block = self.attn_block if self.attn_block and S % self.attn_block == 0 else None
-            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode, ngram), donate_argnums=(1, 2), **kw)
+            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode, ngram, self.unroll), donate_argnums=(1, 2), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
@@ -329,11 +337,16 @@ def apply_ngram_ban(logits: jax.Array, st: dict, n: int) -> jax.Array:
     return jnp.where(hit, -jnp.inf, logits)
 
 
-def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, w, caches, st, kill, stop, temperature, top_k,
-                  top_p, min_p, max_steps, exit_free):
+def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, unroll: int, w, caches, st, kill, stop,
+                  temperature, top_k, top_p, min_p, max_steps, exit_free):
     """Up to `max_steps` (<= chunk) decode steps; stops early when all rows are done or at least
     `exit_free` slots are free. Returns caches, state, tokens [B, chunk] (-1 where a row did not
-    produce one), steps run."""
+    produce one), steps run.
+
+    Each loop iteration runs `unroll` steps, so the exit test (a device-to-host read of the loop
+    predicate on GPU, which drains the launch queue) comes once per `unroll` steps; a step past
+    `max_steps` changes nothing (no row is active in it), and the ones past an early exit
+    condition just decode on, so the samples are those of `unroll` = 1."""
     B = st["tok"].shape[0]
     active = st["active"] & ~kill
     st = dict(st, active=active, pos=jnp.where(active, st["pos"], 0))
@@ -346,21 +359,27 @@ def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, w, caches, st, 
         n_free = jnp.sum(~st["active"])
         return (i < max_steps) & jnp.any(st["active"]) & ((i == 0) | (n_free < exit_free))
 
-    def body(c):
+    def one_step(c):
         i, caches, st, toks = c
+        live = i < max_steps
         logits, caches = forward.decode_step(cfg, w, caches, st["tok"], st["pos"], block=block)
-        if ngram:
+        if ngram:  # (a step past max_steps rewrites the same token at the same slot)
             st = dict(st, hist=st["hist"].at[jnp.arange(B), st["pos"]].set(st["tok"], mode="drop"))
             logits = apply_ngram_ban(logits, st, ngram)
         nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs, mode=mode)
-        act = st["active"]
-        toks = toks.at[:, i].set(jnp.where(act, nxt, -1))
+        act = st["active"] & live
+        toks = toks.at[:, i].set(jnp.where(act, nxt, -1), mode="drop")
         step = st["step"] + act.astype(jnp.int32)
         done = act & (jnp.isin(nxt, stop) | (step >= st["limit"]))
-        active = act & ~done
+        active = jnp.where(live, act & ~done, st["active"])
         st = dict(st, tok=jnp.where(act, nxt, st["tok"]), step=step, active=active,
-                  pos=jnp.where(active, st["pos"] + 1, 0))
-        return i + 1, caches, st, toks
+                  pos=jnp.where(live, jnp.where(active, st["pos"] + 1, 0), st["pos"]))
+        return i + live.astype(jnp.int32), caches, st, toks
+
+    def body(c):
+        for _ in range(unroll):
+            c = one_step(c)
+        return c
 
     i, caches, st, toks = jax.lax.while_loop(cond, body, (jnp.int32(0), caches, st, toks))
     return caches, st, toks, i

@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--chunk", type=int, default=32)
+    ap.add_argument("--unroll", default="auto", help="decode steps per loop iteration (auto: the engine's choice)")
     args = ap.parse_args()
 
     from scoder_jax.generate.engine import Engine
@@ -68,9 +69,10 @@ def main():
           f"{weight_bytes / 1e9:.2f} GB streamed per step", flush=True)
     rng = np.random.default_rng(0)
     out = {"benchmark": "decode_gpu", "model": f"{cfg.name} bf16 random weights", "device": jax.devices()[0].device_kind,
-           "mem_bw_gb_s": round(bw / 1e9, 1), "new_tokens": args.new_tokens}
+           "mem_bw_gb_s": round(bw / 1e9, 1), "new_tokens": args.new_tokens, "chunk": args.chunk}
     for B in [int(b) for b in args.batches.split(",")]:
-        engine = Engine(model, max_batch=B, chunk=args.chunk)
+        engine = Engine(model, max_batch=B, chunk=args.chunk,
+                        unroll=args.unroll if args.unroll == "auto" else int(args.unroll))
         prompts = [rng.integers(3, cfg.vocab_size, size=args.prompt_len).tolist() for _ in range(B)]
         params = SamplingParams(temperature=0.0, max_new_tokens=args.new_tokens)
         engine.generate(prompts, params)  # compile and warm up
@@ -91,6 +93,7 @@ def main():
         out[f"batch{B}_tok_s"] = round(B / step_s, 1)
         out[f"batch{B}_step_ms"] = round(step_s * 1e3, 3)
         out[f"batch{B}_bound_fraction"] = round(frac, 3)
+        out["unroll"] = engine.unroll
     first = int(args.batches.split(",")[0])
     out["bound_fraction"] = out[f"batch{first}_bound_fraction"]
     out["ratio"] = out["bound_fraction"]

@@ -76,3 +76,24 @@ def test_rows_not_a_multiple_of_the_block_use_xla_attention(interpret):
 def test_unknown_attention_is_a_config_error():
     with pytest.raises(ValueError, match=r"attention 'fast' is not one of \('xla', 'flash'\)"):
         ModelConfig(attention="fast")
+
+
+@pytest.mark.parametrize("remat", ["full", "dots_with_no_batch_dims_saveable"])
+def test_lora_gradients_under_remat_match_xla(interpret, remat):
+    from scoder_jax.models.config import LoraConfig
+
+    toks = jnp.asarray(np.random.default_rng(1).integers(0, 128, (2, 128)), jnp.int32)
+    seg = jnp.asarray(np.repeat([[1] * 50 + [2] * 70 + [0] * 8], 2, axis=0), jnp.int32)
+    grads = {}
+    for impl in ("xla", "flash"):
+        cfg = PRESETS["tiny"].replace(vocab_size=128, remat=remat, attention=impl,
+                                      lora=LoraConfig(rank=4, targets=("q", "v")))
+        graphdef, lora, rest = nnx.split(Decoder(cfg, rngs=nnx.Rngs(0)), nnx.LoRAParam, ...)
+
+        def loss(lora, graphdef=graphdef, rest=rest):
+            return jnp.mean(nnx.merge(graphdef, lora, rest)(toks, segment_ids=seg).logits ** 2)
+
+        grads[impl] = jax.tree.leaves(jax.jit(jax.grad(loss))(lora))
+    assert any(float(jnp.max(jnp.abs(g))) > 0 for g in grads["xla"])
+    for a, b in zip(grads["xla"], grads["flash"]):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7)

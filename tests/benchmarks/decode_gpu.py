@@ -76,6 +76,7 @@ def main():
         prompts = [rng.integers(3, cfg.vocab_size, size=args.prompt_len).tolist() for _ in range(B)]
         params = SamplingParams(temperature=0.0, max_new_tokens=args.new_tokens)
         engine.generate(prompts, params)  # compile and warm up
+        out[f"batch{B}_compile_s"] = round(engine.stats["compile_s"], 1)
         engine.stats.clear()
         t = time.perf_counter()
         res = engine.generate(prompts, params)

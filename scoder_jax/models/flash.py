@@ -24,7 +24,6 @@ import logging
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +63,6 @@ def _kernel(q, k, v, segment_ids):
                                 interpret=jax.default_backend() != "gpu")
 
 
-def _mesh_specs(mesh, B: int, H: int):
-    """PartitionSpecs for q/k/v [B, T, H, D] and segment ids [B, T] on `mesh`: rows over the batch
-    axes that divide B, heads over `tensor` when it divides H (see parallel.LOGICAL_RULES)."""
-    from scoder_jax import parallel
-
-    rows, size = [], 1
-    for ax in parallel.LOGICAL_RULES["batch"]:
-        n = mesh.shape.get(ax, 1)
-        if n > 1 and B % (size * n) == 0:
-            rows.append(ax)
-            size *= n
-    heads = "tensor" if mesh.shape.get("tensor", 1) > 1 and H % mesh.shape["tensor"] == 0 else None
-    row = tuple(rows) if rows else None
-    return P(row, None, heads, None), P(row, None)
-
-
 def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array) -> jax.Array:
     """Causal attention within segments. q [B, T, H, D]; k, v [B, T, K, D]; segment_ids [B, T]
     (positions attend to earlier positions of the same id) -> [B, T, H, D] in q's dtype."""
@@ -90,6 +73,10 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.A
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty or mesh.size == 1:
         return _kernel(q, k, v, segment_ids)
-    qkv_spec, seg_spec = _mesh_specs(mesh, B, H)
+    from scoder_jax import parallel
+
+    # rows over the batch axes, heads over tensor, each where it divides (the model's rule table)
+    qkv_spec = parallel.spec_for(("batch", "length", "heads", "head_dim"), q.shape, mesh)
+    seg_spec = parallel.spec_for(("batch", "length"), segment_ids.shape, mesh)
     return jax.shard_map(_kernel, mesh=mesh, in_specs=(qkv_spec, qkv_spec, qkv_spec, seg_spec),
                          out_specs=qkv_spec, check_vma=False)(q, k, v, segment_ids)

@@ -47,7 +47,8 @@ from jax.sharding import Mesh
 from scoder_jax import parallel
 from scoder_jax.errors import ScoderError
 from scoder_jax.generate import forward
-from scoder_jax.generate.sampling import SamplingParams, sample_key, sample_tokens, sampling_mode, step_keys
+from scoder_jax.generate.sampling import (SamplingParams, apply_ngram_ban, sample_key, sample_tokens, sampling_mode,
+                                         step_keys)
 from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,11 @@ class Engine:
     """Generates from one model (or several checkpoints of one architecture, via `set_model`).
 
     `chunk`: decode steps per device call; `unroll`: decode steps per iteration of its loop
-    (auto: UNROLL_GPU on GPU, where every iteration's exit test waits for the device; else 1). `attn_block`: decode attention visits the cache in
-    blocks of this many slots up to the longest live row (None: all slots every step; the
-    default is 128 on CPU and None on accelerators, where a dynamic inner loop costs more than
-    it saves at typical lengths). `mesh`: shard weights (fsdp/tensor) and the batch (data, fsdp).
+    (auto: UNROLL_GPU on GPU, where every iteration's exit test waits for the device; else 1).
+    `attn_block`: decode attention visits the cache in blocks of this many slots up to the
+    longest live row (None: all slots every step; the default is 128 on CPU and None on
+    accelerators, where a dynamic inner loop costs more than it saves at typical lengths).
+    `mesh`: shard weights (fsdp/tensor) and the batch (data, fsdp).
     """
 
     def __init__(self, model: Decoder, *, buckets: Sequence[int] = DEFAULT_BUCKETS, max_batch: int = 64,
@@ -312,29 +314,6 @@ def _insert(cfg, mode, w, caches, st, tokens, lengths, tgt, src, pids, sidx, see
            "keys": jax.random.key_data(keys), "start": lengths[src]}
     st = {k: st[k].at[tgt].set(upd[k].astype(st[k].dtype), mode="drop") if k in upd else st[k] for k in st}
     return new_caches, st, first
-
-
-def banned_by_ngrams(hist: jax.Array, start: jax.Array, pos: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-    """No-repeat n-grams over each row's generated tokens. hist [B, S] holds the token fed at
-    each slot (generated ones from slot `start` [B] on, the newest at `pos` [B]). Returns
-    (tokens [B, S], banned [B, S]): banned[b, j] says token tokens[b, j] = hist[b, j + 1] would
-    complete an n-gram that row b already generated (its n - 1 tokens ending at slot j equal its
-    newest n - 1). The prompt does not count: copying from it is allowed."""
-    S = hist.shape[1]
-    j = jnp.arange(S)[None, :]
-    banned = (j >= start[:, None] + n - 2) & (j < pos[:, None])
-    for i in range(n - 1):
-        newest = jnp.take_along_axis(hist, (pos - i)[:, None] % S, axis=1)
-        banned &= jnp.roll(hist, i, axis=1) == newest
-    return jnp.roll(hist, -1, axis=1), banned
-
-
-def apply_ngram_ban(logits: jax.Array, st: dict, n: int) -> jax.Array:
-    """logits [B, V] with the tokens `banned_by_ngrams` forbids at -inf."""
-    toks, banned = banned_by_ngrams(st["hist"], st["start"], st["pos"], n)
-    rows = jnp.arange(logits.shape[0])[:, None]
-    hit = jnp.zeros(logits.shape, bool).at[rows, toks].max(banned)
-    return jnp.where(hit, -jnp.inf, logits)
 
 
 def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, unroll: int, w, caches, st, kill, stop,

@@ -138,3 +138,26 @@ def sampling_mode(params: SamplingParams) -> str:
     if params.top_k > 0 or params.top_p < 1 or params.min_p > 0:
         return "filtered"
     return "plain"
+
+
+def banned_by_ngrams(hist: jax.Array, start: jax.Array, pos: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+    """No-repeat n-grams over each row's generated tokens. hist [B, S] holds the token fed at
+    each slot (generated ones from slot `start` [B] on, the newest at `pos` [B]). Returns
+    (tokens [B, S], banned [B, S]): banned[b, j] says token tokens[b, j] = hist[b, j + 1] would
+    complete an n-gram that row b already generated (its n - 1 tokens ending at slot j equal its
+    newest n - 1). The prompt does not count: copying from it is allowed."""
+    S = hist.shape[1]
+    j = jnp.arange(S)[None, :]
+    banned = (j >= start[:, None] + n - 2) & (j < pos[:, None])
+    for i in range(n - 1):
+        newest = jnp.take_along_axis(hist, (pos - i)[:, None] % S, axis=1)
+        banned &= jnp.roll(hist, i, axis=1) == newest
+    return jnp.roll(hist, -1, axis=1), banned
+
+
+def apply_ngram_ban(logits: jax.Array, st: dict, n: int) -> jax.Array:
+    """logits [B, V] with the tokens `banned_by_ngrams` forbids at -inf."""
+    toks, banned = banned_by_ngrams(st["hist"], st["start"], st["pos"], n)
+    rows = jnp.arange(logits.shape[0])[:, None]
+    hit = jnp.zeros(logits.shape, bool).at[rows, toks].max(banned)
+    return jnp.where(hit, -jnp.inf, logits)

@@ -107,8 +107,8 @@ def test_per_example_gradients_under_vmap_match_xla(interpret):
 
     cfg = PRESETS["tiny"].replace(vocab_size=96, num_heads=4, num_kv_heads=2)
     rng = np.random.default_rng(3)
-    rows = [make_row([rng.integers(1, 96, n)], [np.r_[np.zeros(n // 2), np.ones(n - n // 2)]], 64)
-            for n in (40, 65, 23)]
+    rows = [make_row([rng.integers(1, 96, n)], [np.r_[np.zeros(n // 2), np.ones(n - n // 2)]], 32)
+            for n in (20, 33)]
     batch = {k: jnp.asarray(np.stack([r[k] for r in rows])) for k in rows[0]}
     grads = []
     for attn in ("xla", "flash"):
@@ -116,7 +116,7 @@ def test_per_example_gradients_under_vmap_match_xla(interpret):
         diff, rest = nnx.to_pure_dict(diff), nnx.to_pure_dict(rest)
         grads.append(jax.jit(per_example_grads, static_argnums=0)(graphdef, diff, rest, batch))
     (ref, got), names = grads, sorted(grads[0])
-    assert names == sorted(got) and len(names) > 5 and all(ref[n].shape[0] == 3 for n in names)
+    assert names == sorted(got) and len(names) > 5 and all(ref[n].shape[0] == 2 for n in names)
     for n in names:
         np.testing.assert_allclose(np.asarray(got[n]), np.asarray(ref[n]), atol=5e-5, err_msg=n)
     assert float(jnp.max(jnp.abs(ref[names[0]][0] - ref[names[0]][1]))) > 0  # examples differ

@@ -12,7 +12,7 @@ from flax import nnx
 
 from scoder_jax.models import flash
 from scoder_jax.models.config import ModelConfig
-from scoder_jax.models.llama import Decoder, attention
+from scoder_jax.models.llama import Decoder, attention, segment_causal_mask
 from scoder_jax.models.presets import PRESETS
 
 
@@ -32,16 +32,17 @@ def _packed(B, T, H, K, D, seed=0):
     return q, k, v, do, jnp.asarray(seg)
 
 
-def _mask(seg):
-    T = seg.shape[1]
-    idx = jnp.arange(T)
-    return (idx[None, :, None] >= idx[None, None, :]) & (seg[:, :, None] == seg[:, None, :])
+def _packed_tokens(vocab=128):
+    """Two rows of 128 tokens: segments of 50 and 70, then 8 padding positions."""
+    toks = jnp.asarray(np.random.default_rng(1).integers(0, vocab, (2, 128)), jnp.int32)
+    seg = jnp.asarray(np.repeat([[1] * 50 + [2] * 70 + [0] * 8], 2, axis=0), jnp.int32)
+    return toks, seg
 
 
 @pytest.mark.parametrize("H,K,T", [(4, 4, 64), (4, 2, 256)])
 def test_kernel_matches_xla_attention_values_and_gradients(interpret, H, K, T):
     q, k, v, do, seg = _packed(2, T, H, K, 16)
-    mask = _mask(seg)
+    mask = segment_causal_mask(seg)
     out, vjp = jax.vjp(lambda q, k, v: flash.flash_attention(q, k, v, seg), q, k, v)
     ref, vjp_ref = jax.vjp(lambda q, k, v: attention(q, k, v, mask), q, k, v)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=2e-5)
@@ -53,8 +54,7 @@ def test_model_forward_with_flash_equals_xla(interpret):
     cfg = PRESETS["tiny"].replace(vocab_size=128, num_heads=4, num_kv_heads=2)
     model = Decoder(cfg, rngs=nnx.Rngs(0))
     fast = Decoder(cfg.replace(attention="flash"), rngs=nnx.Rngs(0))
-    toks = jnp.asarray(np.random.default_rng(1).integers(0, 128, (2, 128)), jnp.int32)
-    seg = jnp.asarray(np.repeat([[1] * 50 + [2] * 70 + [0] * 8], 2, axis=0), jnp.int32)
+    toks, seg = _packed_tokens()
     np.testing.assert_allclose(np.asarray(fast(toks, segment_ids=seg).logits),
                                np.asarray(model(toks, segment_ids=seg).logits), atol=1e-4)
 
@@ -82,8 +82,7 @@ def test_unknown_attention_is_a_config_error():
 def test_lora_gradients_under_remat_match_xla(interpret, remat):
     from scoder_jax.models.config import LoraConfig
 
-    toks = jnp.asarray(np.random.default_rng(1).integers(0, 128, (2, 128)), jnp.int32)
-    seg = jnp.asarray(np.repeat([[1] * 50 + [2] * 70 + [0] * 8], 2, axis=0), jnp.int32)
+    toks, seg = _packed_tokens()
     grads = {}
     for impl in ("xla", "flash"):
         cfg = PRESETS["tiny"].replace(vocab_size=128, remat=remat, attention=impl,

@@ -154,13 +154,12 @@ def test_lora_starts_as_identity_and_merges():
 
 
 def test_chunked_causal_attention_equals_full_attention():
-    from scoder_jax.models.llama import attention, causal_attention
+    from scoder_jax.models.llama import attention, causal_attention, segment_causal_mask
 
     rng = np.random.default_rng(0)
     B, T, H, K, D = 2, 256, 4, 2, 8
     q, k, v = (jnp.asarray(rng.normal(size=(B, T, h, D)), jnp.float32) for h in (H, K, K))
     seg = jnp.asarray(np.repeat([[1, 2, 3, 0]], T // 4, axis=1).reshape(1, T).repeat(B, 0))
-    idx = jnp.arange(T)
-    mask = (idx[None, :, None] >= idx[None, None, :]) & (seg[:, :, None] == seg[:, None, :])
+    mask = segment_causal_mask(seg)
     np.testing.assert_allclose(np.asarray(causal_attention(q, k, v, mask, chunk=64)),
                                np.asarray(attention(q, k, v, mask)), atol=1e-6)

@@ -97,6 +97,7 @@ def test_flash_attention_step_on_the_8_device_mesh_matches_xla(one_step_single, 
     """The flash kernel (interpreted on CPU) under the trainer's shard_map, rows over data x fsdp
     and heads over tensor: the same step as the XLA attention on one device."""
     from scoder_jax.models import flash
+    from scoder_jax.models.presets import PRESETS
 
     monkeypatch.setattr(flash, "INTERPRET", True)
     calls = []
@@ -106,16 +107,11 @@ def test_flash_attention_step_on_the_8_device_mesh_matches_xla(one_step_single, 
     sharded = replace(cfg, attention="flash", mesh=replace(cfg.mesh, data=2, fsdp=2, tensor=2, num_devices=None))
     train(sharded, data, tmp_path / "run")
     # per device: 4 rows / (data 2 x fsdp 2) = 1 row, heads / tensor 2
-    assert calls and all(s[0] == 1 and s[2] == cfg_heads(cfg) // 2 for s in calls), calls
+    heads = PRESETS["tiny"].num_heads
+    assert calls and all(s[0] == 1 and s[2] == heads // 2 for s in calls), calls
     a, b = params_of(ref / "checkpoints" / "1"), params_of(tmp_path / "run" / "checkpoints" / "1")
     for k in a:
         np.testing.assert_allclose(b[k], a[k], atol=1e-5, rtol=0, err_msg=k)
-
-
-def cfg_heads(cfg) -> int:
-    from scoder_jax.models.presets import PRESETS
-
-    return PRESETS["tiny"].num_heads
 
 
 def params_of_init(cfg):

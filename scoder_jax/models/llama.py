@@ -125,9 +125,7 @@ class Decoder(nnx.Module):
         if cache is None and cfg.attention == "flash" and flash.usable(T):
             mask, seg_flash = None, segment_ids
         elif cache is None:
-            idx = jnp.arange(T)
-            mask = (idx[None, :, None] >= idx[None, None, :]) & (
-                segment_ids[:, :, None] == segment_ids[:, None, :])
+            mask = segment_causal_mask(segment_ids)
         else:
             slots = jnp.arange(cache["k"].shape[2])
             mask = slots[None, None, :] <= positions[:, :, None]
@@ -203,6 +201,12 @@ def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
         [jnp.ones((B, 1), bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
     start_idx = jax.lax.cummax(jnp.where(starts, idx, 0), axis=1)
     return (idx - start_idx).astype(jnp.int32)
+
+
+def segment_causal_mask(segment_ids: jax.Array) -> jax.Array:
+    """[B, T] segment ids -> [B, T, T] mask: position t sees positions <= t of its own segment."""
+    idx = jnp.arange(segment_ids.shape[1])
+    return (idx[None, :, None] >= idx[None, None, :]) & (segment_ids[:, :, None] == segment_ids[:, None, :])
 
 
 def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:

@@ -7,8 +7,8 @@ file descriptors over a SOCK_SEQPACKET socket and forks a fresh process tree:
 
     A  fork of the server, trusted; own session; unshares mount/net/ipc/uts/pid (+user)
        namespaces, makes every mount read-only, mounts private tmpfs on /tmp, /var/tmp and
-       /dev/shm, reveals the interpreter's directories through non-traversable parents
-       (e.g. /root, mode 0700)
+       /dev/shm, and brings the interpreter's directories back read-only at their own paths
+       where those mounts or non-traversable parents (e.g. /root, mode 0700) hide them
     B  fork of A, pid 1 of the new pid namespace, trusted: mounts a fresh /proc, waits for C,
        reports C's status on the status pipe, counts stray processes, exits -- and the kernel
        kills everything left in the namespace before B's exit completes
@@ -47,6 +47,7 @@ _MOUNT_OPTS = {
 SIGKILL = 9
 
 _libc = None
+INTERPRETER_DIRS = []  # set by `serve` (after `site` ran): what `_reveal` brings back
 
 
 def _c():
@@ -113,29 +114,100 @@ def _remount_all_readonly():
             # over-mounted or vanished mount points cannot be reached by path; skip them
 
 
+# Mounts the sandbox covers with a private tmpfs: the program's scratch space.
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+ST_MOUNT_FLAGS = ((1, MS_RDONLY), (2, MS_NOSUID), (4, MS_NODEV), (8, MS_NOEXEC), (1024, MS_NOATIME),
+                  (2048, MS_NODIRATIME), (4096, MS_RELATIME))  # statvfs f_flag bit -> mount flag
+
+
+def interpreter_dirs():
+    """The directories this interpreter reads, outermost only: its executable's (as invoked
+    and resolved), its prefixes and every directory on `sys.path` (absolute and resolved)."""
+    found = set()
+    for p in (os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable)), sys.prefix,
+              sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path):
+        if not p:
+            continue
+        p = os.path.abspath(p)
+        if os.path.isfile(p):  # a zip archive on sys.path
+            p = os.path.dirname(p)
+        for q in (p, os.path.realpath(p)):
+            if q != "/" and q not in PRIVATE_TMP and os.path.isdir(q):
+                found.add(q)
+    outermost = []
+    for p in sorted(found):
+        if not any(p.startswith(q + "/") for q in outermost):
+            outermost.append(p)
+    return outermost
+
+
+def _searchable_by_others(path):
+    try:
+        return bool(os.stat(path).st_mode & 0o001)
+    except OSError:
+        return False
+
+
+def _same_dir(path, st):
+    try:
+        here = os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _mount_flags(path):
+    f_flag = os.statvfs(path).f_flag
+    return sum(ms for st, ms in ST_MOUNT_FLAGS if f_flag & st)
+
+
+def _mkdir(path):
+    os.mkdir(path)
+    os.chmod(path, 0o755)  # whatever the umask
+
+
+def _reveal(path, fd, covered):
+    """Makes the directory open as `fd` visible read-only at `path` to an unprivileged uid.
+
+    Ancestors that others cannot search (e.g. /root, mode 0700) get a tmpfs over them (kept in
+    `covered`, to be made read-only later); ancestors that a private tmpfs hid (a venv under
+    /tmp) are recreated there; then the directory is bind-mounted back at `path`.
+    """
+    want = os.fstat(fd)
+    parts = path.strip("/").split("/")
+    cur = "/"
+    for comp in parts[:-1]:
+        cur = os.path.join(cur, comp)
+        if not os.path.lexists(cur):
+            _mkdir(cur)
+        elif not _searchable_by_others(cur):
+            _mount("tmpfs", cur, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=1024,mode=0755")
+            covered.append(cur)
+    if _same_dir(path, want):
+        return
+    if not os.path.lexists(path):
+        _mkdir(path)
+    _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | _mount_flags(path))
+
+
 def _setup_mounts(cfg):
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Directories the interpreter needs behind non-traversable parents: open them now, while the
-    # real tree is still visible, and bind them back after covering the parent with a tmpfs.
-    reveal = [(parent, child, os.open(os.path.join(parent, child), os.O_PATH | os.O_DIRECTORY))
-              for parent, child in cfg["reveal"]]
+    # The interpreter's directories: open them now, while the real tree is still visible; bring
+    # back those the private tmpfs mounts hide or non-traversable parents keep from the sandbox
+    # uid, at their own paths (so sys.path, sys.executable and module files stay valid).
+    held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in INTERPRETER_DIRS]
     _remount_all_readonly()
+    size = f"size={cfg['tmpfs_mb']}m,nr_inodes=4096,mode=1777"
+    for path in PRIVATE_TMP:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, size)
     covered = []
-    for parent, child, fd in reveal:
-        if parent not in covered:
-            _mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=256,mode=0755")
-            covered.append(parent)
-        target = os.path.join(parent, child)
-        os.makedirs(target, mode=0o755, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    for path, fd in held:
+        _reveal(path, fd, covered)
         os.close(fd)
     for parent in covered:
         _mount(None, parent, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    size = f"size={cfg['tmpfs_mb']}m,nr_inodes=4096,mode=1777"
-    for path in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, size)
 
 
 def _enter_namespaces(cfg):
@@ -358,6 +430,7 @@ def serve(cfg):
         import site
 
         site.main()
+    INTERPRETER_DIRS[:] = interpreter_dirs()
     for name in cfg["preload"]:
         try:
             __import__(name)

@@ -53,12 +53,17 @@ def run(file, timeout, memory, cpu, max_processes, max_file_mb, max_open_files, 
 
 @sandbox.command("info")
 def info() -> None:
-    """Print which isolation the sandbox uses on this machine, as JSON."""
+    """Print which isolation the sandbox uses on this machine, as JSON.
+
+    `unavailable` says why each stronger mode failed its self-test here; with
+    SCODER_REQUIRE_ISOLATION set, a weaker mode is an error (exit status 2).
+    """
     from scoder_jax.score import execution
 
     iso = execution.isolation("auto")
     click.echo(json.dumps({"mode": iso.mode, "network_isolated": iso.network_isolated,
-                           "uid_separated": iso.uid_separated, "detail": iso.detail}))
+                           "uid_separated": iso.uid_separated, "detail": iso.detail,
+                           "unavailable": list(iso.unavailable), "required": execution.required_isolation()}))
 
 
 def _read(path: str) -> str:

@@ -37,17 +37,16 @@ import functools
 import logging
 import os
 import resource
-import stat
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Sequence
 
 from scoder_jax.score.sandbox_process import _SERVERS, SAFE_PATH, _count_own_processes, _rmtree, _Running
-from scoder_jax.score.sandbox_types import _ISOLATION_DETAIL, Isolation, Limits, Outcome, SandboxError
+from scoder_jax.errors import ConfigError
+from scoder_jax.score.sandbox_types import _ISOLATION_DETAIL, MODES, Isolation, Limits, Outcome, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +86,66 @@ def isolation(requested: str = "auto") -> Isolation:
     """The isolation mode programs run under; probed once per process and mode.
 
     "auto" tries the strongest first and logs a warning where isolation is missing; a named
-    mode raises `SandboxError` if it does not work here.
+    mode raises `SandboxError` if it does not work here. With `SCODER_REQUIRE_ISOLATION` set
+    to a mode, "auto" raises `SandboxError` where only a weaker one works (CI sets it, so a
+    machine that lost its isolation fails instead of running the sandbox tests half-armed).
     """
     with _PROBE_LOCK:
-        return _isolation(requested)
+        iso = _isolation(requested)
+    if requested == "auto":
+        _check_required(iso)
+    return iso
+
+
+def required_isolation() -> str | None:
+    """The weakest mode "auto" may pick, from `SCODER_REQUIRE_ISOLATION` (unset or empty: any)."""
+    want = os.environ.get(REQUIRE_ENV, "").strip()
+    if not want:
+        return None
+    if want not in MODES or want == "none":
+        raise ConfigError(f"{REQUIRE_ENV} must be one of namespaces, userns, uid (the weakest sandbox isolation "
+                          f"to accept) or empty, got {want!r}")
+    return want
+
+
+def _check_required(iso: Isolation) -> None:
+    want = required_isolation()
+    if want is not None and MODES.index(iso.mode) > MODES.index(want):
+        why = "; ".join(iso.unavailable) or "not tried"
+        raise SandboxError(f"sandbox isolation is '{iso.mode}' but {REQUIRE_ENV}={want} asks for '{want}' or "
+                           f"stronger ({why})")
 
 
 # ---------------------------------------------------------------------------- isolation probe
 
+REQUIRE_ENV = "SCODER_REQUIRE_ISOLATION"
 _PROBE_LOCK = threading.Lock()
 _PROBE = """
-import math, os, socket, sys
-mode = {mode!r}
-# the interpreter's own files must be reachable (the server preloads some modules, not all)
-assert os.access(os.path.realpath(sys.executable), os.X_OK), "cannot execute " + sys.executable
+import os, sys
+
+
+def blocked(path):
+    # why this uid cannot reach `path`: the first directory on the way it may not search
+    cur = "/"
+    for comp in os.path.realpath(path).strip("/").split("/")[:-1]:
+        cur = os.path.join(cur, comp)
+        if not os.access(cur, os.X_OK):
+            try:
+                how = "mode %o" % (os.stat(cur).st_mode & 0o7777)
+            except OSError as e:
+                how = e.strerror
+            return " (uid %d may not search %s, %s)" % (os.getuid(), cur, how)
+    return ""
+
+
+# the interpreter's own files must be reachable (the server preloads some modules, not all),
+# and programs must be able to start it again (subprocess.run([sys.executable, ...]))
+for exe in (sys.executable, os.path.realpath(sys.executable)):
+    assert os.access(exe, os.X_OK), "cannot execute " + exe + blocked(exe)
 os.listdir(os.path.dirname(os.__file__))
-import _bz2, zipfile
+import _bz2, socket, subprocess, zipfile
+run = subprocess.run([sys.executable, "-I", "-S", "-c", "import encodings, _bz2"], capture_output=True)
+assert run.returncode == 0, "the interpreter does not start: " + run.stderr.decode(errors="replace")[-200:]
 if mode in ("namespaces", "userns"):
     assert os.getpid() == 2, os.getpid()
     try:
@@ -130,7 +173,7 @@ def _isolation(requested: str) -> Isolation:
         if not err:
             if errors:
                 log.warning("sandbox: stronger isolation unavailable (%s); using '%s'", "; ".join(errors), mode)
-            return _warn_if_weak(_describe(mode))
+            return _warn_if_weak(_describe(mode, tuple(errors)))
         errors.append(f"{mode}: {err}")
     raise SandboxError("no sandbox isolation works here: " + "; ".join(errors))
 
@@ -145,17 +188,19 @@ def _warn_if_weak(iso: Isolation) -> Isolation:
     if not iso.uid_separated:
         log.warning(
             "sandbox: NO PROCESS SEPARATION (isolation 'none'): sandboxed programs run as uid %d and can "
-            "signal the caller and write any file it can.", os.geteuid()
+            "signal the caller and write any file it can%s.", os.geteuid(),
+            "; as root the process limit (RLIMIT_NPROC) does not hold either" if os.geteuid() == 0 else "",
         )
     return iso
 
 
-def _describe(mode: str) -> Isolation:
+def _describe(mode: str, unavailable: tuple[str, ...] = ()) -> Isolation:
     return Isolation(
         mode=mode,
         network_isolated=mode in ("namespaces", "userns"),
         uid_separated=mode != "none",
         detail=_ISOLATION_DETAIL[mode],
+        unavailable=unavailable,
     )
 
 
@@ -168,42 +213,10 @@ def _probe(mode: str) -> str:
     limits = Limits(timeout_s=20, memory_mb=256, isolation=mode)
     iso = _describe(mode)
     with _SLOTS.slot() as slot:
-        out = _run(_PROBE.format(mode=mode), limits, "", iso, slot)
+        out = _run(f"mode = {mode!r}\n" + _PROBE, limits, "", iso, slot)
     if out.passed and out.stdout.strip() == "ok":
         return ""
-    detail = (out.reason or "") + " " + (out.stderr.strip().splitlines() or [""])[-1]
-    return f"{out.status}: {detail.strip()}"[:300]
-
-
-@functools.lru_cache(maxsize=4)
-def _reveal(site: bool) -> tuple[tuple[str, str], ...]:
-    """(parent, child) pairs: directories the interpreter needs that sit under a parent the
-    unprivileged sandbox uid cannot traverse (e.g. a pyenv under /root, mode 0700)."""
-    import sysconfig
-
-    paths = {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
-             os.path.dirname(os.__file__), os.path.dirname(os.path.realpath(sys.executable)),
-             os.path.dirname(sys.executable), sys.base_prefix, sys.base_exec_prefix}
-    if site:
-        import site as site_mod
-
-        paths |= {sys.prefix, sys.exec_prefix, *site_mod.getsitepackages()}
-    pairs: set[tuple[str, str]] = set()
-    for p in paths:
-        if not p or not os.path.isdir(p):
-            continue
-        for q in {os.path.abspath(p), os.path.realpath(p)}:
-            parts = Path(q).parts
-            cur = parts[0]
-            for comp in parts[1:]:
-                try:
-                    mode = os.stat(cur).st_mode
-                except OSError:
-                    break
-                if not mode & stat.S_IXOTH:
-                    pairs.add((cur, comp))
-                cur = os.path.join(cur, comp)
-    return tuple(sorted(pairs, key=lambda pc: (pc[0].count("/"), pc)))
+    return f"{out.status}: {out.reason or (out.stderr.strip().splitlines() or [''])[-1]}"[:400]
 
 
 # ---------------------------------------------------------------------------- uid slots
@@ -309,7 +322,6 @@ def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Ou
         "rlimits": [(r, s, h) if r != resource.RLIMIT_NPROC else (r, nproc, nproc) for r, s, h in _rlimits(limits)],
         "env": _child_env(workdir),
         "tmpfs_mb": max(64, 4 * limits.max_file_mb),
-        "reveal": list(_reveal(limits.site)) if iso.mode == "namespaces" else [],
     }
     mine: list[int] = []  # our read ends
     theirs: list[int] = []  # the sandbox's ends, closed here once sent

@@ -86,6 +86,7 @@ class Isolation:
     network_isolated: bool  # a private network namespace
     uid_separated: bool  # the program cannot signal the caller or write its files
     detail: str
+    unavailable: tuple[str, ...] = ()  # "auto": why each stronger mode failed its probe here
 
 
 _ISOLATION_DETAIL = {

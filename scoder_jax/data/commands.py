@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from scoder_jax.errors import DataError
+from scoder_jax.output_dir import OVERWRITE_HELP, check_output_dir
 
 
 @click.group()
@@ -19,7 +20,9 @@ def snippets() -> None:
 
 @snippets.command("build")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder (replaced atomically).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: new or empty, unless --overwrite.")
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tfds"]), default="jsonl", show_default=True)
 @click.option("--benchmarks", multiple=True, default=("humaneval", "mbpp"), show_default=True,
               help="Decontaminate against: humaneval, mbpp, a JSONL export (FILE or NAME=FILE), or none. Repeatable; "
@@ -40,12 +43,17 @@ def snippets() -> None:
 @click.option("--content-field", default="content", show_default=True)
 @click.option("--shard-size", type=int, default=100_000, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def build(sources, out_dir, fmt, benchmarks, mbpp_path, seed, workers, secret_action, drop_tests, lang, languages,
-          windows_per_file, jaccard, no_near_dedup, ngram, exclude, content_field, shard_size, progress) -> None:
-    """Build the pool from SOURCES: folders, .jsonl/.parquet(.gz/.zst) files, TFDS folders, tfds:NAME[:SPLIT]."""
+def build(sources, out_dir, overwrite, fmt, benchmarks, mbpp_path, seed, workers, secret_action, drop_tests, lang,
+          languages, windows_per_file, jaccard, no_near_dedup, ngram, exclude, content_field, shard_size,
+          progress) -> None:
+    """Build the pool from SOURCES: folders, .jsonl/.parquet(.gz/.zst) files, TFDS folders, tfds:NAME[:SPLIT].
+
+    Sources that yield no snippet at all are an error (exit status 2), and nothing is written.
+    """
     from scoder_jax.data.pool import PoolConfig, build_pool
     from scoder_jax.data.readers import DEFAULT_EXCLUDE
 
+    check_output_dir(out_dir, overwrite=overwrite)
     benches = tuple(b.strip() for spec in benchmarks for b in spec.split(",") if b.strip())
     config = PoolConfig(
         seed=seed, format=fmt, benchmarks=benches, mbpp_path=mbpp_path, workers=workers, secrets=secret_action,

@@ -418,6 +418,8 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
             for msg in reader_msgs:
                 note_problem(msg)
         files = writer.close()
+        if writer.count == 0:  # raised inside the block: nothing is written, an old out_dir stays
+            raise empty_pool_error(sources, counts, problems)
         output: dict = {"format": config.format, "snippets": writer.count}
         if config.format == "jsonl":
             output["files"] = files
@@ -434,6 +436,25 @@ def build_pool(sources: list[str] | tuple[str, ...], out_dir: str | os.PathLike,
         write_json_atomic(tmp / "manifest.json", manifest)
     log.info("snippet pool: %d snippets in %.1fs -> %s", writer.count, time.perf_counter() - t0, out_dir)
     return manifest
+
+
+def empty_pool_error(sources, counts: collections.Counter, problems: list[str]) -> DataError:
+    """The one-line error for sources that gave no snippet: what was found, and where it was lost."""
+    where = ", ".join(str(s) for s in sources)
+    seen, used = counts["doc.seen"], counts["doc.used"]
+    if seen == 0:
+        return DataError(f"{where}: no code found (an empty folder, or only files of no known language such as "
+                         "READMEs and data): no snippet to build a pool from")
+    if used == 0:
+        why = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in _section(counts, "doc.").items()
+                        if k not in ("seen", "used"))
+        first = f"; first: {problems[0]}" if problems else ""
+        return DataError(f"{where}: none of the {seen} document(s) could be used ({why}){first}")
+    lost = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in _section(counts, "snip.").items()
+                     if k not in ("kept", "extracted"))
+    return DataError(f"{where}: 0 snippets kept of {counts['snip.extracted']} extracted from {used} document(s)"
+                     f"{f' (dropped: {lost})' if lost else ''}; loosen the filters (--languages, --jaccard, --ngram) "
+                     "or add sources")
 
 
 def _section(counts: collections.Counter, prefix: str) -> dict[str, int]:

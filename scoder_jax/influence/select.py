@@ -187,6 +187,73 @@ def resolve_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
+# Model config fields that decide what a gradient is: checkpoints compared by influence must agree
+# on all of them (dtypes may differ).
+SAME_MODEL_FIELDS = ("arch", "vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                     "intermediate_size", "tie_embeddings", "qkv_bias", "o_bias", "rope", "lora")
+
+
+def checkpoint_model_config(ckpt: Path) -> dict:
+    """The model config (a ModelConfig dict) of a checkpoint, read from its metadata alone."""
+    from scoder_jax.models.checkpoint import ORBAX_MARKER
+    from scoder_jax.models.config import read_hf_config
+    from scoder_jax.train.checkpoints import read_meta
+
+    marker = ckpt / ORBAX_MARKER
+    if marker.is_file():
+        try:
+            model = json.loads(marker.read_text())["model"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{marker}: malformed ({type(e).__name__}: {e})") from None
+    elif (ckpt / "meta" / "metadata").is_file():
+        model = read_meta(ckpt).get("model")
+        if not isinstance(model, dict):
+            raise CheckpointError(f"{ckpt / 'meta' / 'metadata'}: no 'model' config")
+    else:
+        model = read_hf_config(ckpt).to_dict()
+    return json.loads(json.dumps(model))  # as stored: tuples become lists
+
+
+def tokenizer_difference(tok, ref) -> str | None:
+    """The first field in which two tokenizers differ (vocabulary, specials, chat template), or None."""
+    va, vb = tok.backend.get_vocab(with_added_tokens=True), ref.backend.get_vocab(with_added_tokens=True)
+    if len(va) != len(vb):
+        return f"vocabulary of {len(va)} tokens, not {len(vb)}"
+    if va != vb:
+        t = min((t for t in va.keys() | vb.keys() if va.get(t) != vb.get(t)), key=lambda t: (vb.get(t, -1), t))
+        return f"vocabulary: token {t!r} has id {va.get(t)}, not {vb.get(t)}"
+    for name in ("family", "bos_token", "eos_token", "chat_template"):
+        if getattr(tok, name) != getattr(ref, name):
+            return f"{name} {getattr(tok, name)!r:.60}, not {getattr(ref, name)!r:.60}"
+    return None
+
+
+def check_same_model(ckpts: Sequence[Path]) -> None:
+    """Every checkpoint has the first one's architecture and vocabulary (or, like it, no tokenizer);
+    CheckpointError naming the checkpoint and the field otherwise. Reads metadata and tokenizers only."""
+    from scoder_jax.models.checkpoint import load_tokenizer
+
+    first = ckpts[0]
+    ref_cfg = checkpoint_model_config(first)
+    ref_tok = load_tokenizer(first, required=False)
+    for c in ckpts[1:]:
+        cfg = checkpoint_model_config(c)
+        for f in SAME_MODEL_FIELDS:
+            if cfg.get(f) != ref_cfg.get(f):
+                raise CheckpointError(f"{c}: a checkpoint of another model than {first}: {f} = {cfg.get(f)!r}, not "
+                                      f"{ref_cfg.get(f)!r}; influence compares gradients of one model: give the "
+                                      "checkpoints of one training run")
+        tok = load_tokenizer(c, required=False)
+        if (tok is None) != (ref_tok is None):
+            has, lacks = (first, c) if tok is None else (c, first)
+            raise CheckpointError(f"{lacks}: no tokenizer saved with this checkpoint, but {has} has one: their "
+                                  "vocabularies cannot be compared; give checkpoints saved with their tokenizer")
+        diff = None if tok is None else tokenizer_difference(tok, ref_tok)
+        if diff is not None:
+            raise CheckpointError(f"{c}: its tokenizer differs from that of {first} ({diff}): influence compares "
+                                  "gradients of one tokenization; give checkpoints of one model and tokenizer")
+
+
 def tokenizer_fingerprint(tok) -> str:
     """sha256 of what decides token ids and loss masks: the vocabulary, specials, chat template."""
     h = hashlib.sha256()
@@ -290,6 +357,7 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
     if not cands:
         raise DataError(f"{cand_src}: no candidates to score")
     ckpts = resolve_checkpoints(checkpoints)
+    check_same_model(ckpts)  # one architecture and vocabulary, before anything is loaded
 
     # per-checkpoint facts, checked before any gradient is taken
     if cfg.mode == "full" and not cfg.sgd:
@@ -315,7 +383,7 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
         data_cfg = DataConfig(**metas[0]["train"]["data"])
 
     devices = jax.devices()[:cfg.mesh_devices] if cfg.mesh_devices else None
-    mesh = parallel.make_mesh(cfg.mesh_data, cfg.mesh_fsdp, devices=devices)
+    mesh = parallel.fit_mesh(cfg.micro_batch, cfg.mesh_data, cfg.mesh_fsdp, devices=devices, what="influence's micro_batch")
     lrs = [checkpoint_lr(c, mean=True) if m is not None and "mean_lr" in m else 1.0 for c, m in zip(ckpts, metas)]
     weights = checkpoint_weights(lrs)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from scoder_jax.errors import ScoderError
+from scoder_jax.output_dir import OVERWRITE_HELP, check_output_dir
 
 VERIFY_TEXT = (
     "def quicksort(xs):\n    if len(xs) <= 1:\n        return xs\n    pivot = xs[0]\n"
@@ -26,12 +27,17 @@ VERIFY_TEXT = (
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Parameter dtype to write (default: the source's).")
 @click.option("--max-shard-gb", type=float, default=5.0, show_default=True, help="Safetensors shard size (hf).")
-def convert(src: str, dst: str, fmt: str, dtype: str | None, max_shard_gb: float) -> None:
-    """Convert SRC (HF directory, .gguf file or scoder-jax checkpoint) into DST."""
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def convert(src: str, dst: str, fmt: str, dtype: str | None, max_shard_gb: float, overwrite: bool) -> None:
+    """Convert SRC (HF directory, .gguf file or scoder-jax checkpoint) into the folder DST.
+
+    DST must not exist or be empty, unless --overwrite is given.
+    """
     from scoder_jax.models.checkpoint import load_model, load_tokenizer, save_hf, save_orbax
 
     if dst.endswith(".gguf"):
         raise ScoderError(f"{dst}: writing GGUF is not supported (GGUF is read-only); use --to hf and llama.cpp's converter")
+    check_output_dir(dst, overwrite=overwrite)
     overrides = {"param_dtype": dtype} if dtype else {}
     model = load_model(src, **overrides)
     tok = load_tokenizer(src, required=False)

@@ -71,7 +71,8 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
     `out_dir/seed.jsonl`, merged by id with what is already there.
 
     Lines that cannot be used are skipped and recorded in `out_dir/import_errors.jsonl` with
-    their file:line (or, with `strict`, the first one raises DataError).
+    their file:line (or, with `strict`, the first one raises DataError). A file with no usable
+    line at all raises DataError and writes nothing.
     """
     path, out_dir = Path(path), Path(out_dir)
     if not path.is_file():
@@ -111,6 +112,10 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
                 continue
             ids.add(rec["id"])
             new.append(rec)
+    if not counts["read"]:  # a file in another format (or empty): write nothing, not an empty seed set
+        first = f" (first: {errors[0]['file']}:{errors[0]['line']}: {errors[0]['reason']})" if errors else ""
+        raise DataError(f"{path}: no usable sample in {counts['skipped']} line(s){first}; --import expects "
+                        "Magicoder OSS-Instruct JSONL (problem, solution) or scoder Sample JSONL; nothing written")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(seed_path, [*existing, *new])
     if errors:

@@ -21,6 +21,7 @@ from scoder_jax.errors import ConfigError
 from scoder_jax.score import execution, sandbox_process, sandbox_types
 from scoder_jax.score.execution import isolation, network_isolation_available, run_many, run_python
 from scoder_jax.score.sandbox_types import Limits, Outcome
+from tests.sandbox_support import unavailable
 
 HOSTILE = Limits(timeout_s=2.0, memory_mb=256)
 
@@ -74,7 +75,7 @@ def _run_contained(body: str, marker: str, limits: Limits = HOSTILE) -> Outcome:
 
 def _need_strong_isolation():
     if isolation().mode not in ("namespaces", "userns", "uid"):
-        pytest.skip(f"hostile programs need uid separation; this machine gives '{isolation().mode}'")
+        unavailable(f"hostile programs need uid separation; this machine gives '{isolation().mode}'")
 
 
 # ---------------------------------------------------------------------------- ordinary programs
@@ -173,7 +174,7 @@ def test_memory_limit():
 
 def test_network_limit_can_be_lifted():
     if not network_isolation_available():
-        pytest.skip("no network namespace on this machine")
+        unavailable("no network namespace on this machine")
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
         code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); print('ok')"
@@ -239,7 +240,7 @@ def test_reading_the_parents_secrets(marker, monkeypatch):
 
 def test_opening_a_network_connection(marker):
     if not network_isolation_available():
-        pytest.skip("no network namespace on this machine")
+        unavailable("no network namespace on this machine")
     with socket.create_server(("0.0.0.0", 0)) as server:
         port = server.getsockname()[1]
         hosts = ["127.0.0.1"]
@@ -323,7 +324,7 @@ def test_user_namespace_mode(marker):
     try:
         isolation("userns")
     except sandbox_types.SandboxError as e:
-        pytest.skip(f"no unprivileged user namespaces here: {e}")
+        unavailable(f"no unprivileged user namespaces here: {e}")
     limits = Limits(timeout_s=2, memory_mb=256, isolation="userns")
     out = run_python("import os, socket\nprint(os.getpid())\nsocket.create_connection(('127.0.0.1', 9), timeout=1)",
                      limits=limits)
@@ -398,7 +399,7 @@ def test_uid_mode_kills_everything_of_the_slot_uid():
     """'uid' isolation (root without namespaces) is not selectable where the interpreter sits
     under a 0700 home, so drive it directly with programs that need only preloaded modules."""
     if os.geteuid() != 0:
-        pytest.skip("uid isolation needs root")
+        unavailable("uid isolation needs root")
     iso = execution._describe("uid")
     limits = Limits(timeout_s=2, memory_mb=256, isolation="uid")
     slot = execution._UID_SLOTS - 1

@@ -389,23 +389,40 @@ def run_select(ctx: Context, stage: Stage, out: Path) -> dict:
 
 
 def run_export(ctx: Context, stage: Stage, out: Path) -> dict:
-    from scoder_jax.export import export_dataset
+    from scoder_jax.export import export_run  # final/scores/selected.jsonl, rows stamped with the run's provenance
 
-    rows = read_jsonl(ctx.path("final_score") / "selected.jsonl")
-    for r in rows:  # checkpoints named relative to the run directory: the dataset does not depend on where it ran
-        meta = r.get("meta") or {}
-        ck = meta.get("checkpoint")
-        if isinstance(ck, str) and Path(ck).is_absolute() and Path(ck).is_relative_to(ctx.run_dir):
-            meta["checkpoint"] = Path(ck).relative_to(ctx.run_dir).as_posix()
-    return export_dataset(rows, out, iteration=ctx.cfg.iterations + 1)
+    return export_run(ctx.run_dir, ctx.cfg, out)
 
 
 def run_student(ctx: Context, stage: Stage, out: Path) -> dict:
     rows = read_jsonl(ctx.path("export") / "dataset.jsonl")
     if not rows:
-        raise ScoderError(f"{ctx.path('export') / 'dataset.jsonl'}: the final dataset is empty; nothing to train the "
-                          "student on (lower score.threshold or sample more)")
+        raise ScoderError(f"{ctx.path('export') / 'dataset.jsonl'}: the final dataset is empty, nothing to train the "
+                          f"student on: {why_empty(ctx)}")
     return _train(ctx.cfg.student, student_training_records(rows), out)
+
+
+def why_empty(ctx: Context) -> str:
+    """Why the final set holds nothing, from what final sampling and scoring recorded, and the
+    config values that would change it."""
+    samples, scores = ctx.path("final_sample"), ctx.path("final_score")
+    rejects = read_jsonl(samples / "rejects.jsonl") if (samples / "rejects.jsonl").exists() else []
+    n_cands = ctx.manifest.stages.get("final_sample", {}).get("counts", {}).get("candidates", 0)
+    if not n_cands:
+        reasons: dict[str, int] = {}
+        for r in rejects:
+            reasons[r.get("reason", "?")] = reasons.get(r.get("reason", "?"), 0) + 1
+        said = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "no replies"
+        return (f"none of final sampling's {len(rejects)} replies parsed ({said}; see {samples / 'rejects.jsonl'}); "
+                "the synthesizer does not write the sample format yet: train it longer (synth.max_steps, "
+                "synth.epochs), sample more (final.snippets, final.n), or raise final.max_new_tokens if replies "
+                "were cut off")
+    sc = ctx.cfg.score
+    reasons = ctx.manifest.stages.get("final_score", {}).get("counts", {}).get("reasons", {})
+    said = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return (f"scoring kept none of the {n_cands} parsed candidates ({said}; see {scores / 'scores.jsonl'}); "
+            f"score.threshold is {sc.threshold} and score.require_tests_pass is {str(sc.require_tests_pass).lower()}: "
+            "lower the threshold, set score.require_tests_pass=false, or sample more (final.snippets, final.n)")
 
 
 def run_eval(ctx: Context, stage: Stage, out: Path) -> dict:
@@ -488,7 +505,8 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
             log.info("stage %s: up to date", stage.name)
         else:
             out = run_dir / stage.out
-            resuming = entry.get("status") == "running" and entry.get("key") == key and stage.kind in RESUMABLE
+            resuming = (entry.get("status") in ("running", "failed") and entry.get("key") == key
+                        and stage.kind in RESUMABLE)
             manifest.stages[stage.name] = {"status": "running", "key": key, "started": time.time(),
                                            "kind": stage.kind, "iteration": stage.iteration, "out": stage.out}
             if primary:
@@ -500,21 +518,33 @@ def iterate(cfg: RunConfig, run_dir: str | Path, *, from_stage: str | None = Non
             parallel.barrier(f"{stage.name}/start")
             t0 = time.time()
             try:
-                counts = RUNNERS[stage.kind](ctx, stage, out) if primary or stage.kind in ALL_PROCESSES else {}
-                parallel.barrier(f"{stage.name}/done")
-            except ScoderError:
-                raise
-            except OSError as e:
-                if e.errno == errno.ENOSPC:
-                    last = [n for n in names if manifest.stages.get(n, {}).get("status") == "done"]
-                    raise ScoderError(f"{out}: disk full while running stage {stage.name}; the stages before it "
-                                      f"({last[-1] if last else 'none'} and earlier) are intact; free space and rerun") from None
-                raise
-            except Exception as e:  # noqa: BLE001
-                if parallel.lost_peer(e):
-                    raise ScoderError(f"stage {stage.name}: a collective failed on process {jax.process_index()} "
-                                      f"({parallel.first_line(e)}); another process most likely died: rerun every process with the "
-                                      "same command to resume") from None
+                try:
+                    counts = RUNNERS[stage.kind](ctx, stage, out) if primary or stage.kind in ALL_PROCESSES else {}
+                    parallel.barrier(f"{stage.name}/done")
+                except ScoderError:
+                    raise
+                except OSError as e:
+                    if e.errno == errno.ENOSPC:
+                        last = [n for n in names if manifest.stages.get(n, {}).get("status") == "done"]
+                        raise ScoderError(f"{out}: disk full while running stage {stage.name}; the stages before it "
+                                          f"({last[-1] if last else 'none'} and earlier) are intact; free space and "
+                                          "rerun") from None
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    if parallel.lost_peer(e):
+                        raise ScoderError(f"stage {stage.name}: a collective failed on process {jax.process_index()} "
+                                          f"({parallel.first_line(e)}); another process most likely died: rerun every "
+                                          "process with the same command to resume") from None
+                    raise
+            except BaseException as e:  # the manifest says which stage failed and why, then the error goes on
+                manifest.stages[stage.name].update(status="failed", finished=time.time(),
+                                                   seconds=round(time.time() - t0, 2),
+                                                   error=parallel.first_line(e, limit=1000))
+                if primary:
+                    try:
+                        manifest.save()
+                    except OSError:
+                        pass  # a full disk: the error that brought us here says so
                 raise
             fp = _sha({"key": key, "out": output_digest(out)})
             manifest.stages[stage.name].update(status="done", fingerprint=fp, finished=time.time(),

@@ -42,12 +42,24 @@ def iterate(config_spec, run_dir, from_stage, until, force, no_progress, overrid
 @click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def export(run_dir, out_dir):
-    """Write a run's final dataset as JSONL and Parquet (OSS-Instruct fields plus scores)."""
-    from scoder_jax.export import export_dataset
-    from scoder_jax.io import read_jsonl
+    """Write a run's final dataset as JSONL and Parquet (OSS-Instruct fields, scores, provenance)."""
+    from scoder_jax.export import export_run, stale_stage
+    from scoder_jax.runconfig import load_run_config
 
-    src = Path(run_dir) / "final" / "scores" / "selected.jsonl"
-    if not src.exists():
-        raise ScoderError(f"{src}: no final selection yet; run `scoder iterate` up to final_score first")
-    counts = export_dataset(read_jsonl(src), out_dir)
+    run = Path(run_dir)
+    src = run / "final" / "scores" / "selected.jsonl"
+    config, manifest = run / "config.yaml", run / "manifest.json"
+    for path in (config, manifest):
+        if not path.exists():
+            raise ScoderError(f"{path}: no such file; --run-dir must be a run directory made by `scoder iterate`")
+    cfg, _ = load_run_config(config)
+    try:
+        stages = json.loads(manifest.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ScoderError(f"{manifest}: corrupt manifest ({e.msg} at line {e.lineno})") from None
+    stale = stale_stage(cfg, stages)
+    if stale is not None or not src.exists():
+        raise ScoderError(f"{src}: the final selection is not up to date with {config} (stage {stale or 'final_score'} "
+                          "is not done under it); run `scoder iterate` up to final_score first")
+    counts = export_run(run, cfg, out_dir)
     click.echo(json.dumps(counts))

@@ -196,7 +196,12 @@ def _setup_mounts(cfg):
     # The interpreter's directories: open them now, while the real tree is still visible; bring
     # back those the private tmpfs mounts hide or non-traversable parents keep from the sandbox
     # uid, at their own paths (so sys.path, sys.executable and module files stay valid).
-    held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in INTERPRETER_DIRS]
+    held = []
+    for path in INTERPRETER_DIRS:
+        try:
+            held.append((path, os.open(path, os.O_PATH | os.O_DIRECTORY)))
+        except OSError:
+            pass  # gone since the server started (a removed sys.path entry): nothing to bring back
     _remount_all_readonly()
     size = f"size={cfg['tmpfs_mb']}m,nr_inodes=4096,mode=1777"
     for path in PRIVATE_TMP:

@@ -12,13 +12,22 @@ Isolation, strongest first (`Limits.isolation="auto"` picks the first that works
                 tmpfs on /tmp, /var/tmp and /dev/shm; network namespace with only a down
                 loopback. The pid namespace dies with the program: daemonized grandchildren
                 cannot outlive it, and the program cannot see or signal anything outside.
+                The interpreter's own directories (executable, prefixes, sys.path) are bound
+                back read-only at their own paths where the private /tmp or a parent the
+                sandbox uid may not search (a pyenv under /root, mode 0700) would hide them,
+                so a venv in a clone under /tmp works; the rest of such a parent stays hidden.
     userns      non-root with unprivileged user namespaces: the same, with the caller's uid
                 mapped into the namespace and all capabilities dropped.
     uid         root without namespaces: per-worker uid (processes, signals, files), leftovers
-                killed by uid. No network isolation (logged as a warning).
+                killed by uid. No network isolation (logged as a warning). With no mount
+                namespace it needs an interpreter every uid can reach; its probe names the
+                directory in the way otherwise.
     none        plain subprocess, same uid as the caller; leftovers are found as descendants
                 of the sandbox's child-subreaper process. No network isolation, and the program
                 can signal the caller and write wherever the caller can (logged as a warning).
+
+`scoder sandbox info` prints the mode "auto" picks here and why each stronger one failed its
+self-test. `SCODER_REQUIRE_ISOLATION=<mode>` makes "auto" refuse anything weaker (CI sets it).
 
 Programs are forked from a trusted fork server (`_sandbox_boot.py`) that has the commonly
 used stdlib modules imported and never runs untrusted code itself: a fresh process per

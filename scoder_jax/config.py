@@ -170,6 +170,21 @@ def _convert(value: Any, t, key: str, where: _Where) -> Any:
     raise ConfigError(f"{where(key)}: '{key}' has unsupported type {_type_name(t)}")
 
 
+class FieldError(ValueError):
+    """A config value its dataclass rejects (`__post_init__`); `field` is the key within it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def require(ok: bool, field: str, message: str) -> None:
+    """In a config's `__post_init__`: `field` (a key of that dataclass) must satisfy `ok`.
+    The loader turns a failure into a ConfigError naming the dotted key, the file and line."""
+    if not ok:
+        raise FieldError(field, message)
+
+
 def from_dict(cls, data: dict, *, where: _Where | str = "<config>", prefix: str = ""):
     """Builds dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
     if isinstance(where, str):
@@ -183,6 +198,9 @@ def from_dict(cls, data: dict, *, where: _Where | str = "<config>", prefix: str 
     kwargs = {k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()}
     try:
         return cls(**kwargs)
+    except FieldError as e:
+        key = prefix + e.field
+        raise ConfigError(f"{where(key)}: '{key}' {e}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where.source}: {prefix.rstrip('.') or cls.__name__}: {e}") from None
 
@@ -238,4 +256,4 @@ def dump_yaml(obj) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
 
-__all__ = ["load_config", "from_dict", "to_dict", "apply_overrides", "parse_override", "read_yaml", "dump_yaml"]
+__all__ = ["load_config", "from_dict", "require", "FieldError", "to_dict", "apply_overrides", "parse_override", "read_yaml", "dump_yaml"]

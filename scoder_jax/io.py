@@ -20,6 +20,34 @@ from scoder_jax.errors import DataError
 PathLike = str | os.PathLike
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp(parent: PathLike, name: str, *, is_dir: bool) -> Path:
+    """A fresh temporary file or folder in `parent`, with the permissions a plain open() or
+    mkdir() would give (tempfile's are 0600 / 0700 whatever the umask says)."""
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+        os.chmod(tmp, 0o777 & ~current_umask())
+    else:
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+        os.fchmod(fd, 0o666 & ~current_umask())
+        os.close(fd)
+        tmp = Path(path)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds.
@@ -28,12 +56,7 @@ def atomic_path(path: PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp = make_temp(path.parent, path.name, is_dir=is_dir)
     try:
         yield tmp
         if is_dir:

@@ -60,6 +60,27 @@ def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[j
     return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
 
 
+def fit_mesh(rows: int, data: int = -1, fsdp: int = 1, tensor: int = 1,
+             devices: Sequence[jax.Device] | None = None, what: str = "the batch") -> Mesh:
+    """A mesh whose batch axes (data x fsdp) divide `rows`, the rows each step shards.
+
+    With `data = -1` in a single process, a batch too small for every device runs on the
+    largest number of them whose data axis divides it (a warning says how many), so a preset
+    sized for one device also runs on eight. Otherwise (explicit sizes, several processes) a
+    mismatch is an error naming both numbers."""
+    devices = list(devices if devices is not None else jax.devices())
+    mesh = make_mesh(data, fsdp, tensor, devices=devices)
+    if rows % (mesh.shape["data"] * mesh.shape["fsdp"]) == 0:
+        return mesh
+    if data == -1 and jax.process_count() == 1 and rows % fsdp == 0:
+        d = max(k for k in range(1, mesh.shape["data"] + 1) if (rows // fsdp) % k == 0)
+        log.warning("%s has %d rows, not divisible by the %d devices' data x fsdp = %d: using %d of the %d devices",
+                    what, rows, len(devices), mesh.shape["data"] * fsdp, d * fsdp * tensor, len(devices))
+        return make_mesh(d, fsdp, tensor, devices=devices[:d * fsdp * tensor])
+    raise ConfigError(f"{what} has {rows} rows, not divisible by the mesh's data*fsdp = "
+                      f"{mesh.shape['data'] * mesh.shape['fsdp']}")
+
+
 def single_device_mesh() -> Mesh:
     """This process's first device (with several processes, jax.devices()[0] may be another's)."""
     return make_mesh(1, 1, 1, devices=jax.local_devices()[:1])

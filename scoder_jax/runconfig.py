@@ -6,17 +6,32 @@ A YAML file holds these sections; a preset name (`smoke`, `demo`, ...) reads
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from scoder_jax.config import load_config
+from scoder_jax.config import load_config, require
 from scoder_jax.data.pool import PoolConfig
 from scoder_jax.errors import ConfigError
 from scoder_jax.train.config import TrainConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The presets: configs/ of the repository, shipped inside the package as scoder_jax/presets
+# (a link to configs/ in the source tree, package data in a wheel).
+CONFIG_DIR = Path(str(importlib.resources.files("scoder_jax") / "presets"))
 DEFAULT_ASPECTS = ("clarity", "correctness", "consistency", "relevance", "difficulty")
+EXEC_SIGNALS = ("parses", "runs", "passes")
+
+
+def _sampling(sec, n_field: str = "n") -> None:
+    """The decoding knobs SampleSection and FinalSection share."""
+    require(getattr(sec, n_field) >= 1, n_field, f"must be >= 1, got {getattr(sec, n_field)}")
+    require(sec.temperature >= 0, "temperature", f"must be >= 0 (0: greedy), got {sec.temperature}")
+    require(0 < sec.top_p <= 1, "top_p", f"must lie in (0, 1], got {sec.top_p}")
+    require(sec.no_repeat_ngram == 0 or sec.no_repeat_ngram >= 2, "no_repeat_ngram",
+            f"must be 0 (off) or >= 2, got {sec.no_repeat_ngram}")
+    require(sec.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {sec.max_new_tokens}")
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,10 @@ class PoolSection:
     max_snippets: int = 0  # keep a seeded random subset of this size (0: all)
     build: PoolConfig = field(default_factory=PoolConfig)
 
+    def __post_init__(self):
+        require(len(self.sources) > 0, "sources", "must name at least one source (stdlib, a folder, a file, tfds:...)")
+        require(self.max_snippets >= 0, "max_snippets", f"must be >= 0 (0: all), got {self.max_snippets}")
+
 
 @dataclass(frozen=True)
 class SeedSection:
@@ -32,6 +51,10 @@ class SeedSection:
     limit: int = 0  # keep the first N (0: all)
     shortest: bool = False  # with limit: keep the N shortest samples instead (problem + solution + tests,
     #                         in characters), in their file order: cheaper to train on, shorter to imitate
+
+    def __post_init__(self):
+        require(self.limit >= 0, "limit", f"must be >= 0 (0: all), got {self.limit}")
+        require(not self.shortest or self.limit > 0, "shortest", "needs seed_set.limit > 0 (the N shortest)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,13 @@ class SampleSection:
     max_new_tokens: int = 1024
     batch: int = 32
 
+    def __post_init__(self):
+        require(self.snippets_per_iteration >= 1, "snippets_per_iteration",
+                f"must be >= 1, got {self.snippets_per_iteration}")
+        require(self.checkpoints >= 1, "checkpoints", f"must be >= 1, got {self.checkpoints}")
+        require(self.batch >= 1, "batch", f"must be >= 1, got {self.batch}")
+        _sampling(self)
+
 
 @dataclass(frozen=True)
 class ScoreSection:
@@ -56,6 +86,19 @@ class ScoreSection:
     execution: bool = True  # run solutions and tests in the sandbox
     require_tests_pass: bool = True
     timeout_s: float = 5.0
+
+    def __post_init__(self):
+        require(len(self.aspects) > 0 or self.execution, "aspects",
+                "is empty and score.execution is false: nothing would score the candidates")
+        unknown = [a for a in self.aspects if a not in DEFAULT_ASPECTS]
+        require(not unknown, "aspects", f"has unknown aspect {unknown[0]!r} (known: {', '.join(DEFAULT_ASPECTS)})"
+                if unknown else "")
+        known = (*self.aspects, *EXEC_SIGNALS)
+        bad = [k for k in self.weights if k not in known]
+        require(not bad, "weights", f"has unknown key {bad[0]!r} (known: {', '.join(known)})" if bad else "")
+        bad = [k for k, v in self.weights.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        require(not bad, "weights", f"{bad[0]!r} must be a number, got {self.weights[bad[0]]!r}" if bad else "")
+        require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +113,14 @@ class InfluenceSection:
     targets: int = 0  # score against the first N samples of the seed set (0: all of it)
     seq_len: int = 0  # examples are truncated to this many tokens for their gradients (0: synth.seq_len)
 
+    def __post_init__(self):
+        require(0 < self.keep <= 1, "keep", f"must lie in (0, 1], got {self.keep}")
+        require(self.dim >= 1, "dim", f"must be >= 1, got {self.dim}")
+        require(self.mode in ("auto", "lora", "full"), "mode", f"must be auto, lora or full, got {self.mode!r}")
+        require(self.microbatch >= 1, "microbatch", f"must be >= 1, got {self.microbatch}")
+        require(self.targets >= 0, "targets", f"must be >= 0 (0: all), got {self.targets}")
+        require(self.seq_len >= 0, "seq_len", f"must be >= 0 (0: synth.seq_len), got {self.seq_len}")
+
 
 @dataclass(frozen=True)
 class FinalSection:
@@ -80,6 +131,10 @@ class FinalSection:
     no_repeat_ngram: int = 0
     cut_tests: bool = False
     max_new_tokens: int = 1024
+
+    def __post_init__(self):
+        require(self.snippets >= 1, "snippets", f"must be >= 1, got {self.snippets}")
+        _sampling(self)
 
 
 @dataclass(frozen=True)
@@ -111,12 +166,15 @@ class RunConfig:
     eval: EvalSection = field(default_factory=EvalSection)
 
     def __post_init__(self):
-        if self.iterations < 0:
-            raise ConfigError(f"iterations: must be >= 0, got {self.iterations}")
+        require(self.iterations >= 0, "iterations", f"must be >= 0, got {self.iterations}")
+        keep = self.synth.checkpoint.keep
+        require(self.sample.checkpoints <= keep, "sample.checkpoints",
+                f"= {self.sample.checkpoints} exceeds the checkpoints each fine-tune keeps (synth.checkpoint.keep = "
+                f"{keep}): sampling draws from the last M kept checkpoints")
 
 
 def resolve_config_path(spec: str | Path) -> Path:
-    """A YAML path, or a preset name found in configs/."""
+    """A YAML path, or a preset name (configs/ of the repository, shipped in the package)."""
     p = Path(spec)
     if p.exists():
         return p
@@ -127,6 +185,87 @@ def resolve_config_path(spec: str | Path) -> Path:
     raise ConfigError(f"{spec}: no such config file or preset (presets: {', '.join(known)})")
 
 
-def load_run_config(spec: str | Path, overrides: Iterable[str] = ()) -> tuple[RunConfig, Path]:
+def load_run_config(spec: str | Path, overrides: Iterable[str] = (), *, check_inputs: bool = True
+                    ) -> tuple[RunConfig, Path]:
+    """Reads, validates and resolves a run config: every section's values are checked here, and
+    (with `check_inputs`) every file it names, so a mistake stops the run before any work.
+    A relative path is looked up beside the config file first, then in the working directory."""
     path = resolve_config_path(spec)
-    return load_config(RunConfig, path, overrides), path
+    cfg = resolve_paths(load_config(RunConfig, path, overrides), path.parent)
+    if check_inputs:
+        check_input_files(cfg, path)
+    return cfg, path
+
+
+def _is_named(value: str) -> bool:
+    """A model spec that is not a path: a preset name, a named asset, or the character tokenizer."""
+    from scoder_jax.assets import ASSETS
+    from scoder_jax.models.presets import PRESETS
+
+    return value in PRESETS or value in ASSETS or value == "chars"
+
+
+def _beside(value: str | None, base: Path) -> str | None:
+    if not value or Path(value).is_absolute():
+        return value
+    here = base / value
+    return str(here.resolve()) if here.exists() else value
+
+
+def _is_pool_source_path(spec: str) -> bool:
+    return not (spec == "stdlib" or spec.startswith("stdlib/") or spec.startswith("tfds:"))
+
+
+def _train_paths(t: TrainConfig, base: Path) -> TrainConfig:
+    model = t.model if _is_named(t.model) else _beside(t.model, base)
+    tok = t.tokenizer if t.tokenizer is None or _is_named(t.tokenizer) else _beside(t.tokenizer, base)
+    return dataclasses.replace(t, model=model, tokenizer=tok)
+
+
+def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
+    """Relative paths that exist beside the config file (in `base`) become absolute."""
+    pool = dataclasses.replace(cfg.pool, sources=tuple(_beside(s, base) if _is_pool_source_path(s) else s
+                                                        for s in cfg.pool.sources))
+    seed = cfg.seed_set if cfg.seed_set.source == "bundled" else dataclasses.replace(
+        cfg.seed_set, source=_beside(cfg.seed_set.source, base))
+    score = cfg.score if cfg.score.judge == "base" or _is_named(cfg.score.judge) else dataclasses.replace(
+        cfg.score, judge=_beside(cfg.score.judge, base))
+    ev = dataclasses.replace(cfg.eval, problems=_beside(cfg.eval.problems, base))
+    return dataclasses.replace(cfg, pool=pool, seed_set=seed, score=score, eval=ev,
+                               synth=_train_paths(cfg.synth, base), student=_train_paths(cfg.student, base))
+
+
+def check_input_files(cfg: RunConfig, config_path: Path) -> None:
+    """Every file or folder the config names exists (named models: their package is installed)."""
+    from scoder_jax.assets import resolve
+
+    where = f"{config_path}"
+
+    def need(key: str, value: str | None) -> None:
+        if value and not Path(value).exists():
+            raise ConfigError(f"{where}: '{key}' = {value}: no such file or folder (looked beside "
+                              f"{config_path.parent} and in {Path.cwd()})")
+
+    for i, s in enumerate(cfg.pool.sources):
+        if _is_pool_source_path(s):
+            need(f"pool.sources[{i}]", s)
+    if cfg.seed_set.source != "bundled":
+        need("seed_set.source", cfg.seed_set.source)
+    if cfg.score.judge != "base":
+        if _is_named(cfg.score.judge):
+            resolve(cfg.score.judge)
+        else:
+            need("score.judge", cfg.score.judge)
+    need("eval.problems", cfg.eval.problems)
+    for name, t in (("synth", cfg.synth), ("student", cfg.student)):
+        for key, value in (("model", t.model), ("tokenizer", t.tokenizer)):
+            if value is None:
+                continue
+            if _is_named(value):
+                resolve(value)  # a named asset whose package is missing: a ConfigError saying which
+            elif value.startswith("gguf:"):
+                from scoder_jax.assets import ASSETS
+
+                raise ConfigError(f"{where}: '{name}.{key}' = {value}: no such named asset (known: {', '.join(ASSETS)})")
+            else:
+                need(f"{name}.{key}", value)

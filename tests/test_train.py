@@ -303,8 +303,20 @@ def test_mesh_that_does_not_divide_devices_fails(tmp_path):
         build_mesh(tiny_cfg(mesh={"data": 3, "num_devices": None}))
     with pytest.raises(ConfigError, match=r"8 devices are not divisible by 3"):
         build_mesh(tiny_cfg(mesh={"data": -1, "fsdp": 3, "num_devices": None}))
-    with pytest.raises(ConfigError, match="4 rows per microbatch is not divisible by mesh data\\*fsdp = 8"):
+    with pytest.raises(ConfigError, match=r"microbatch\) has 4 rows, not divisible by the mesh's data\*fsdp = 8"):
         build_mesh(tiny_cfg(batch_size=4, mesh={"data": 8, "num_devices": None}))
+
+
+def test_auto_mesh_shrinks_to_a_batch_smaller_than_the_devices(caplog):
+    """data = -1 (the default) on 8 devices with 2 rows per step: the step runs on 2 devices,
+    with a warning, instead of failing (a preset sized for one device runs anywhere)."""
+    from scoder_jax.train.trainer import build_mesh
+
+    mesh = build_mesh(tiny_cfg(batch_size=2, mesh={"data": -1, "num_devices": None}))
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 1, "tensor": 1}
+    assert "using 2 of the 8 devices" in caplog.text
+    mesh = build_mesh(tiny_cfg(batch_size=6, mesh={"data": -1, "num_devices": None}))
+    assert dict(mesh.shape) == {"data": 6, "fsdp": 1, "tensor": 1}  # 6 rows: 6 of the 8 devices
 
 
 def test_train_command_reports_config_errors(tmp_path, monkeypatch, capsys):

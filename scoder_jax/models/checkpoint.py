@@ -357,8 +357,28 @@ def save_orbax(model: Decoder, out_dir: str | Path, *, tokenizer=None) -> Path:
     return out_dir
 
 
+class _NoStepMetadataWarning(logging.Filter):
+    """Drops orbax's "Metadata file does not exist" warning, and only that one.
+
+    A training checkpoint is a CheckpointManager step (`params/`, `opt_state/`, `meta/`); its
+    `_CHECKPOINT_METADATA` (the step's save time) lives in the step folder, and the items are
+    read here directly, each complete with its own `_METADATA`. Orbax warns about the step
+    file on every such read, which says nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("Metadata file does not exist")
+
+
+def quiet_orbax_item_reads() -> None:
+    absl = logging.getLogger("absl")
+    if not any(isinstance(f, _NoStepMetadataWarning) for f in absl.filters):
+        absl.addFilter(_NoStepMetadataWarning())
+
+
 def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -> Decoder:
     import orbax.checkpoint as ocp
+
+    quiet_orbax_item_reads()
 
     ckpt_dir = Path(ckpt_dir).absolute()
     marker = ckpt_dir / ORBAX_MARKER

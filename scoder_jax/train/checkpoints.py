@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from scoder_jax.errors import CheckpointError
-from scoder_jax.io import write_json_atomic
-from scoder_jax.models.checkpoint import ORBAX_MARKER
+from scoder_jax.io import make_temp, write_json_atomic
+from scoder_jax.models.checkpoint import ORBAX_MARKER, quiet_orbax_item_reads
 from scoder_jax.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -157,6 +156,7 @@ def restore_item(path: Path, target: dict) -> dict:
     a name or shape mismatch is a CheckpointError naming the entry."""
     import orbax.checkpoint as ocp
 
+    quiet_orbax_item_reads()
     with ocp.StandardCheckpointer() as ckptr:
         try:
             stored = ckptr.metadata(path)
@@ -230,7 +230,7 @@ def list_checkpoints(out_dir: str | Path, *, repair: bool = True, tokenizer=None
 def _write_extras(step_dir: Path, meta: dict, tokenizer) -> None:
     marker = step_dir / ORBAX_MARKER
     if tokenizer is not None and not (step_dir / "tokenizer" / "tokenizer.json").exists():
-        tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", suffix=".tmp", dir=step_dir))
+        tmp = make_temp(step_dir, "tokenizer", is_dir=True)
         tokenizer.save(tmp)
         try:
             tmp.rename(step_dir / "tokenizer")
@@ -280,6 +280,7 @@ def load_adam_moments(step_dir: str | Path, *, mesh=None, names: list[str] | Non
     specs = {**param_specs(cfg), **lora_specs(cfg)}
     mesh = mesh or parallel.single_device_mesh()
     path = step_dir / "opt_state"
+    quiet_orbax_item_reads()
     with ocp.StandardCheckpointer() as ckptr:
         stored = ckptr.metadata(path)
         tree = getattr(stored, "item_metadata", stored)

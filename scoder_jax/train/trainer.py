@@ -58,15 +58,11 @@ def build_mesh(cfg: TrainConfig):
             raise ConfigError(f"mesh.num_devices = {m.num_devices}, but there are {jax.device_count()} devices")
         devices = jax.devices()[:m.num_devices]
     try:
-        mesh = parallel.make_mesh(m.data, m.fsdp, m.tensor, devices=devices)
+        return parallel.fit_mesh(cfg.micro_rows, m.data, m.fsdp, m.tensor, devices=devices,
+                                 what="batch_size / grad_accum (a microbatch)")
     except ConfigError as e:
         raise ConfigError(f"{e} (set mesh.data/mesh.fsdp/mesh.tensor so their product is the device count "
                           f"{len(devices or jax.devices())}, or one of them to -1)") from None
-    rows_axes = mesh.shape["data"] * mesh.shape["fsdp"]
-    if cfg.micro_rows % rows_axes:
-        raise ConfigError(f"batch_size / grad_accum = {cfg.micro_rows} rows per microbatch is not divisible by "
-                          f"mesh data*fsdp = {rows_axes}")
-    return mesh
 
 
 def model_overrides(cfg: TrainConfig) -> dict:

@@ -1,0 +1,116 @@
+"""The run config is checked whole at load, before any stage runs; presets resolve their files
+beside themselves; a failed stage is recorded as failed, with a hint that helps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scoder_jax.errors import ConfigError, ScoderError
+from scoder_jax.runconfig import load_run_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sample.n=-1", r"'sample.n' must be >= 1, got -1 \(from override 'sample.n=-1'\)"),
+    ("sample.temperature=-0.5", r"'sample.temperature' must be >= 0"),
+    ("sample.no_repeat_ngram=1", r"'sample.no_repeat_ngram' must be 0 \(off\) or >= 2"),
+    ("sample.checkpoints=3", r"'sample.checkpoints' = 3 exceeds the checkpoints each fine-tune keeps"),
+    ("final.snippets=0", r"'final.snippets' must be >= 1"),
+    ("final.top_p=1.5", r"'final.top_p' must lie in \(0, 1\]"),
+    ("influence.keep=0", r"'influence.keep' must lie in \(0, 1\]"),
+    ("influence.mode=both", r"'influence.mode' must be auto, lora or full"),
+    ("score.aspects=[clarity, beauty]", r"'score.aspects' has unknown aspect 'beauty'"),
+    ("score.weights={clarity: 1, speed: 2}", r"'score.weights' has unknown key 'speed'"),
+    ("score.timeout_s=0", r"'score.timeout_s' must be > 0"),
+    ("seed_set.limit=-2", r"'seed_set.limit' must be >= 0"),
+    ("pool.sources=[]", r"'pool.sources' must name at least one source"),
+    ("iterations=-1", r"'iterations' must be >= 0"),
+    ("seed_set.source=missing.jsonl", r"'seed_set.source' = missing.jsonl: no such file or folder"),
+    ("synth.model=gguf:nothing", r"'synth.model' = gguf:nothing: no such named asset"),
+])
+def test_every_section_is_checked_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_run_config("smoke", [override])
+
+
+def test_a_bad_value_fails_before_any_stage_runs(tmp_path):
+    """`sample.n=-1` used to pass three stages (35 s of training) before failing."""
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir", str(run),
+                        "sample.n=-1"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "'sample.n' must be >= 1" in r.stderr
+    assert not (run / "manifest.json").exists()
+
+
+def test_preset_files_resolve_beside_the_preset_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg, path = load_run_config("smoke")
+    assert Path(cfg.seed_set.source).is_absolute() and Path(cfg.seed_set.source).exists()
+    assert all(Path(s).is_absolute() and Path(s).exists() for s in cfg.pool.sources)
+    # a user's own config: relative paths beside it first, then the working directory
+    (tmp_path / "cfgs").mkdir()
+    (tmp_path / "cfgs" / "seed.jsonl").write_text((REPO / "configs/smoke_seed.jsonl").read_text())
+    (tmp_path / "here.jsonl").write_text((REPO / "configs/smoke_snippets.jsonl").read_text())
+    text = (REPO / "configs/smoke.yaml").read_text().replace("source: smoke_seed.jsonl", "source: seed.jsonl")
+    text = text.replace("sources: [smoke_snippets.jsonl]", "sources: [here.jsonl]")
+    (tmp_path / "cfgs" / "mine.yaml").write_text(text)
+    cfg, _ = load_run_config(tmp_path / "cfgs" / "mine.yaml")
+    assert cfg.seed_set.source == str(tmp_path / "cfgs" / "seed.jsonl")
+    assert cfg.pool.sources == ("here.jsonl",)
+
+
+def test_a_failed_stage_is_recorded_as_failed_and_resumes(tmp_path, monkeypatch):
+    from scoder_jax import pipeline
+
+    cfg, _ = load_run_config("smoke")
+    run = tmp_path / "run"
+
+    def broken(ctx, stage, out):
+        raise ScoderError("the seed stage broke on purpose")
+
+    monkeypatch.setitem(pipeline.RUNNERS, "seed", broken)
+    with pytest.raises(ScoderError, match="on purpose"):
+        pipeline.iterate(cfg, run, until="seed", progress=False)
+    entry = json.loads((run / "manifest.json").read_text())["stages"]["seed"]
+    assert entry["status"] == "failed" and entry["error"] == "the seed stage broke on purpose"
+    monkeypatch.undo()
+    pipeline.iterate(cfg, run, until="seed", progress=False)
+    assert json.loads((run / "manifest.json").read_text())["stages"]["seed"]["status"] == "done"
+
+
+def _ctx(tmp_path, final_counts, score_counts, rejects):
+    from scoder_jax import pipeline
+
+    cfg, _ = load_run_config("smoke")
+    run = tmp_path / "run"
+    stages = {s.name: s for s in pipeline.build_stages(cfg)}
+    (run / "final/samples").mkdir(parents=True)
+    (run / "final/samples/rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    m = pipeline.Manifest(run)
+    m.stages["final_sample"] = {"status": "done", "counts": final_counts}
+    m.stages["final_score"] = {"status": "done", "counts": score_counts}
+    return pipeline.Context(cfg, run, m, stages, False)
+
+
+def test_an_empty_final_set_says_why_and_what_to_change(tmp_path):
+    from scoder_jax.pipeline import why_empty
+
+    ctx = _ctx(tmp_path, {"candidates": 0}, {"candidates": 0, "selected": 0},
+               [{"reason": "truncated"}, {"reason": "truncated"}, {"reason": "no_solution"}])
+    said = why_empty(ctx)
+    assert "none of final sampling's 3 replies parsed (no_solution 1, truncated 2" in said
+    assert "synth.max_steps" in said and "threshold" not in said  # the threshold cannot help here
+
+    ctx = _ctx(tmp_path / "b", {"candidates": 4}, {"candidates": 4, "selected": 0, "reasons": {"tests_failed": 4}}, [])
+    said = why_empty(ctx)
+    assert "scoring kept none of the 4 parsed candidates (tests_failed 4" in said
+    assert "score.require_tests_pass=false" in said

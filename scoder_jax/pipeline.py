@@ -426,13 +426,11 @@ def why_empty(ctx: Context) -> str:
 
 
 def run_eval(ctx: Context, stage: Stage, out: Path) -> dict:
-    from scoder_jax.evaluate import evaluate_model
+    from scoder_jax.eval.suite import run_suite
 
     model_stage = "student" if stage.name == "eval" else f"sft_{stage.iteration:02d}"
     model = checkpoint_set(ctx, model_stage, 1)[-1]
-    e = ctx.cfg.eval
-    return evaluate_model(model, e.benchmark, out, problems_file=e.problems, limit=e.limit, n=e.n,
-                          temperature=e.temperature, max_new_tokens=e.max_new_tokens, timeout_s=e.timeout_s)
+    return run_suite(model, ctx.cfg.eval, out)  # eval.benchmarks, each into out/<name>/ (one: out/)
 
 
 def run_report(ctx: Context, stage: Stage, out: Path) -> dict:

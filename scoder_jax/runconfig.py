@@ -148,6 +148,19 @@ class EvalSection:
     max_new_tokens: int = 512
     per_iteration: bool = True  # also evaluate each iteration's synthesizer
     timeout_s: float = 10.0
+    # Several benchmarks (humaneval, mbpp, humaneval+, mbpp+, livecodebench); empty: `benchmark` alone.
+    # Each needs its file in `files` (humaneval+: HumanEvalPlus.jsonl, mbpp+: MbppPlus.jsonl,
+    # livecodebench: a code_generation_lite test*.jsonl, mbpp: sanitized-mbpp.json), else it is skipped.
+    benchmarks: tuple[str, ...] = ()
+    files: dict = field(default_factory=dict)  # benchmark -> problems file
+    since: str | None = None  # livecodebench contest_date window (start after the model's training cut-off)
+    until: str | None = None
+
+    def __post_init__(self):
+        known = ("humaneval", "mbpp", "humaneval+", "mbpp+", "livecodebench")
+        for name in (*self.benchmarks, *self.files):
+            if name not in known:
+                raise ConfigError(f"eval: unknown benchmark {name!r} (one of {', '.join(known)})")
 
 
 @dataclass(frozen=True)

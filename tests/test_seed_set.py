@@ -130,7 +130,7 @@ def test_seed_set_is_clear_of_humaneval_and_mbpp(seed):
 def test_build_script_reproduces_the_file():
     import runpy
 
-    module = runpy.run_path(str(SEED.with_name("_build_demo_seed.py")), run_name="seed_builder")
+    module = runpy.run_path(str(Path(__file__).parent / "assets" / "build_demo_seed.py"), run_name="seed_builder")
     on_disk = [json.loads(line) for line in SEED.read_text(encoding="utf-8").splitlines()]
     # Snippets are cut from this interpreter's stdlib, which differs between Python versions;
     # everything hand-written must match exactly.

@@ -8,7 +8,9 @@ below; only the snippet text is cut out of the running interpreter's standard-li
 (the module's source from the line holding `anchor` inside the named function, `n` lines),
 so it is a faithful excerpt. Run from the repository root:
 
-    python scoder_jax/data/seed/_build_demo_seed.py
+    python tests/assets/build_demo_seed.py
+
+It lives outside the package (a wheel carries only the data it writes).
 
 The set is kept clear of HumanEval and MBPP (tests/test_seed_set.py checks it).
 """
@@ -22,12 +24,12 @@ import textwrap
 from pathlib import Path
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scoder_jax.io import write_jsonl_atomic  # noqa: E402
 from scoder_jax.records import content_id  # noqa: E402
 
-OUT = Path(__file__).with_name("demo_seed.jsonl")
+OUT = Path(__file__).resolve().parents[2] / "scoder_jax" / "data" / "seed" / "demo_seed.jsonl"
 NOTE = "hand-written stand-in for a teacher's output"
 
 EXAMPLES: list[dict] = []

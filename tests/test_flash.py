@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scoder_jax.models import flash
+from scoder_jax.models import attention_select, flash
 from scoder_jax.models.config import ModelConfig
 from scoder_jax.models.llama import Decoder, attention, segment_causal_mask
 from scoder_jax.models.presets import PRESETS
@@ -51,7 +51,7 @@ def test_kernel_matches_xla_attention_values_and_gradients(interpret, H, K, T):
 
 
 def test_model_forward_with_flash_equals_xla(interpret):
-    cfg = PRESETS["tiny"].replace(vocab_size=128, num_heads=4, num_kv_heads=2)
+    cfg = PRESETS["tiny"].replace(vocab_size=128, num_heads=4, num_kv_heads=2, attention="xla")
     model = Decoder(cfg, rngs=nnx.Rngs(0))
     fast = Decoder(cfg.replace(attention="flash"), rngs=nnx.Rngs(0))
     toks, seg = _packed_tokens()
@@ -61,7 +61,7 @@ def test_model_forward_with_flash_equals_xla(interpret):
 
 def test_without_a_gpu_flash_falls_back_to_xla_attention(monkeypatch):
     monkeypatch.setattr(flash, "INTERPRET", False)
-    assert jax.default_backend() == "cpu" and not flash.usable(128)
+    assert jax.default_backend() == "cpu" and flash.unavailable(128) == "needs a GPU (backend cpu)"
     called = []
     monkeypatch.setattr(flash, "flash_attention", lambda *a: called.append(1))
     cfg = PRESETS["tiny"].replace(vocab_size=64, attention="flash")
@@ -70,11 +70,15 @@ def test_without_a_gpu_flash_falls_back_to_xla_attention(monkeypatch):
 
 
 def test_rows_not_a_multiple_of_the_block_use_xla_attention(interpret):
-    assert flash.usable(256) and flash.usable(64) and not flash.usable(200)
+    assert flash.unavailable(256) is None and flash.unavailable(64) is None
+    assert flash.unavailable(200) == "needs rows a multiple of 128 positions (T 200)"
+    cfg = PRESETS["tiny"].replace(attention="flash")
+    assert attention_select.kernel_for(cfg, 256) == "flash" and attention_select.kernel_for(cfg, 200) is None
 
 
 def test_unknown_attention_is_a_config_error():
-    with pytest.raises(ValueError, match=r"attention 'fast' is not one of \('xla', 'flash'\)"):
+    with pytest.raises(ValueError, match=r"attention 'fast' is not one of "
+                                         r"\('auto', 'xla', 'flash', 'splash', 'cudnn'\)"):
         ModelConfig(attention="fast")
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from scoder_jax.errors import CheckpointError
 
@@ -20,7 +20,11 @@ ROPE_TYPES = ("default", "linear", "dynamic", "llama3")
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "MistralForCausalLM": "llama"}
 DTYPES = ("float32", "bfloat16", "float16")
 REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable")
-ATTENTION_IMPLS = ("xla", "flash")  # no-cache attention: chunked einsums, or the flash kernel on GPU (models/flash.py)
+# no-cache attention (models/attention_select.py): auto (by backend and shape), chunked einsums, the Pallas
+# flash kernel (GPU), the Pallas splash kernel (TPU), cuDNN's fused attention (GPU); a kernel that cannot run
+# here falls back to xla
+AttentionImpl = Literal["auto", "xla", "flash", "splash", "cudnn"]
+ATTENTION_IMPLS: tuple[str, ...] = get_args(AttentionImpl)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class ModelConfig:
     compute_dtype: str = "float32"
     remat: str = "none"
     scan_unroll: int = 1  # layers per iteration of the layer scan (num_layers: straight-line code)
-    attention: str = "xla"  # one of ATTENTION_IMPLS
+    attention: AttentionImpl = "auto"  # one of ATTENTION_IMPLS
     lora: LoraConfig | None = None
 
     def __post_init__(self):

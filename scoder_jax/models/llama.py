@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scoder_jax.models import flash, rope as rope_lib
+from scoder_jax.models import attention_select, rope as rope_lib
 from scoder_jax.models.config import ModelConfig
 
 Cache = dict[str, jax.Array]  # {"k": [L, B, S, K, D], "v": [L, B, S, K, D]}
@@ -121,9 +121,9 @@ class Decoder(nnx.Module):
             positions = positions_from_segments(segment_ids)
         cos, sin = rope_lib.cos_sin(cfg, positions)
 
-        seg_flash = None  # segment ids for the flash kernel, when it runs
-        if cache is None and cfg.attention == "flash" and flash.usable(T):
-            mask, seg_flash = None, segment_ids
+        seg_kernel = None  # segment ids for an attention kernel (models/attention_select.py), when one runs
+        if cache is None and attention_select.kernel_for(cfg, T) is not None:
+            mask, seg_kernel = None, segment_ids
         elif cache is None:
             mask = segment_causal_mask(segment_ids)
         else:
@@ -136,7 +136,7 @@ class Decoder(nnx.Module):
 
         def body(h, xs):
             p, ck, cv = xs
-            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv, seg_flash)
+            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv, seg_kernel)
             return h, (ck, cv, h if output_layer_hidden else None)
 
         if cfg.remat != "none":
@@ -263,7 +263,7 @@ def attention_output_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.
 
 def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v, segment_ids=None):
     """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None.
-    With `segment_ids` [B, T] (and no cache) the flash kernel attends instead of the mask."""
+    With `segment_ids` [B, T] (and no cache) cfg's attention kernel attends instead of the mask."""
     cd = h.dtype
     q, k, v = attention_inputs(cfg, p, rms_norm(h, p["attn_norm"], cfg.rms_norm_eps), cos, sin)
     if cache_k is not None:
@@ -273,7 +273,7 @@ def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache
         k, v = cache_k.astype(cd), cache_v.astype(cd)
         attn = attention(q, k, v, mask)
     elif segment_ids is not None:
-        attn = flash.flash_attention(q, k, v, segment_ids)
+        attn = attention_select.attend(cfg, q, k, v, segment_ids)
     else:
         attn = causal_attention(q, k, v, mask)
     return attention_output_and_mlp(cfg, p, h, attn), cache_k, cache_v

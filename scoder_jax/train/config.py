@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from scoder_jax.config import load_config
-from scoder_jax.models.config import ATTENTION_IMPLS, DTYPES, REMAT_POLICIES, LoraConfig
+from scoder_jax.models.config import ATTENTION_IMPLS, DTYPES, AttentionImpl, REMAT_POLICIES, LoraConfig
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class TrainConfig:
     compute_dtype: str = "float32"  # bfloat16: bf16 matmuls over fp32 master parameters
     remat: str = "none"  # none | full | dots_saveable | dots_with_no_batch_dims_saveable
     scan_unroll: int = 1  # layers per iteration of the layer scan; more: longer compile, faster steps on CPU
-    attention: str = "xla"  # xla | flash (the Pallas flash kernel on GPU; XLA attention elsewhere)
+    attention: AttentionImpl = "auto"  # auto | xla | flash | splash | cudnn (models/attention_select.py)
     loss_chunk: int = 0  # compute logits + loss over this many positions at a time (0: all at once)
     log_every: int = 1
     progress: bool = True

@@ -1,0 +1,78 @@
+"""Which attention the no-cache forward pass (training, scoring) runs: `ModelConfig.attention`.
+
+- "xla": the chunked einsum attention of `scoder_jax.models.llama`, everywhere.
+- "flash": the Pallas (Triton) flash kernel on GPU (`models/flash.py`).
+- "splash": the Pallas splash kernel on TPU (`models/splash.py`).
+- "cudnn": cuDNN's fused attention on GPU (`models/cudnn_attention.py`).
+- "auto": by backend and shape: TPU -> splash (rows a multiple of 128); GPU -> cudnn where
+  cuDNN takes the shape and dtype (bf16/fp16), else flash (rows a multiple of its block, or
+  shorter), else xla; CPU -> xla.
+
+A kernel that cannot run here (no such device, a shape it refuses) falls back to the XLA
+attention, never an error; each decision is logged once (per setting, backend and shape). The
+decode path (with a KV cache) always uses the XLA attention.
+
+Shapes: B rows, T positions, H heads, K kv heads, D head_dim.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import jax
+
+from scoder_jax.models import cudnn_attention, flash, splash
+from scoder_jax.models.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+def kernel_for(cfg: ModelConfig, T: int) -> str | None:
+    """The kernel the no-cache attention over rows of T positions runs here ("flash", "splash",
+    "cudnn"), or None for the XLA attention."""
+    return _choose(cfg.attention, T, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.compute_dtype,
+                   jax.default_backend(), flash.INTERPRET, splash.INTERPRET, cudnn_attention.EMULATE)
+
+
+def attend(cfg: ModelConfig, q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array) -> jax.Array:
+    """Causal attention within segments through `kernel_for(cfg, T)` (which must not be None).
+    q [B, T, H, D]; k, v [B, T, K, D]; segment_ids [B, T] -> [B, T, H, D] in q's dtype."""
+    kernels = {"flash": flash.flash_attention, "splash": splash.splash_attention,
+               "cudnn": cudnn_attention.cudnn_attention}
+    return kernels[kernel_for(cfg, q.shape[1])](q, k, v, segment_ids)
+
+
+def _why_not(kernel: str, T: int, heads: int, kv_heads: int, head_dim: int, dtype: str) -> str | None:
+    if kernel == "flash":
+        return flash.unavailable(T)
+    if kernel == "splash":
+        return splash.unavailable(T)
+    return cudnn_attention.unavailable(T, heads, kv_heads, head_dim, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _choose(setting: str, T: int, heads: int, kv_heads: int, head_dim: int, dtype: str, backend: str,
+            *flags: bool) -> str | None:
+    """`kernel_for`, once per setting, shape, backend and test flags (`flags`: the interpreter
+    and emulation switches, part of the key only), logging the decision."""
+    shape = f"T {T}, {dtype}, head_dim {head_dim}"
+    if setting == "xla":
+        return None
+    if setting != "auto":
+        why = _why_not(setting, T, heads, kv_heads, head_dim, dtype)
+        if why is None:
+            log.info("attention %r: the %s kernel (%s)", setting, setting, shape)
+            return setting
+        log.info("attention %r %s; using the XLA attention (%s)", setting, why, shape)
+        return None
+    candidates = {"tpu": ("splash",), "gpu": ("cudnn", "flash")}.get(backend, ())
+    reasons = []
+    for kernel in candidates:
+        why = _why_not(kernel, T, heads, kv_heads, head_dim, dtype)
+        if why is None:
+            log.info("attention 'auto' on %s (%s): %s%s", backend, shape, kernel,
+                     f" ({'; '.join(reasons)})" if reasons else "")
+            return kernel
+        reasons.append(f"{kernel} {why}")
+    log.info("attention 'auto' on %s (%s): xla%s", backend, shape, f" ({'; '.join(reasons)})" if reasons else "")
+    return None

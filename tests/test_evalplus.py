@@ -152,6 +152,26 @@ def test_ground_truth_cached_and_verdicts_resumed(he_file, tmp_path, monkeypatch
     assert ep.check_samples(problems, samples, truth, "humaneval+", stream=stream, min_time_limit=0.5) == first
 
 
+def test_codec_keeps_types_and_marks_the_rest():
+    import numpy as np
+
+    from scoder_jax.eval.codec import CodecError, Opaque, decode_value, encode_value
+
+    values = [1, (2, 3.5), {4, 5}, frozenset([6]), {"a": (1,)}, {(1, 2): None}, 1j, b"x", float("-inf"), True, None,
+              "s", [[]], 10 ** 40]
+    back = decode_value(encode_value(values))
+    assert back == values and [type(v) for v in back] == [type(v) for v in values]
+    nan = decode_value(encode_value(float("nan")))
+    assert nan != nan
+    assert encode_value([np.int64(3), np.float64(2.5), np.bool_(True)], opaque=True) == [3, 2.5, True]
+    gen = decode_value(encode_value((x for x in []), opaque=True))
+    assert isinstance(gen, Opaque) and gen != gen
+    with pytest.raises(CodecError, match="generator"):
+        encode_value(x for x in [])
+    with pytest.raises(CodecError, match="not an encoded value"):
+        decode_value({"$t": 1})
+
+
 def test_time_limits_follow_evalplus():
     assert ep.time_limits([0.001, 2.0], 4.0, 4.0) == [4.0, 8.0]
     assert ep.time_limits([0.5], 1.0, 4.0) == [2.0]

@@ -12,6 +12,9 @@ program printed is running code it chose; this codec only ever builds these type
     dict                        {"$d": [[key, value], ...]} (any encodable keys)
     complex                     {"$c": [real, imag]}
     bytes                       {"$b": "<base64>"}
+    anything else (opaque=True) the plain value it equals (numpy scalars, int/float/str
+                                subclasses), else {"$x": "<type name>"}, read back as an object
+                                equal to nothing (EvalPlus compares such outputs by identity)
 
 This file is also shipped as source text in front of the sandbox harnesses
 (`_sandbox_evalplus.py`, `_sandbox_lcb.py`), so it imports nothing beyond the stdlib.
@@ -25,8 +28,9 @@ class CodecError(ValueError):
     """A value of a type the codec does not carry, or a malformed encoding."""
 
 
-def encode_value(value):
-    """A Python value -> JSON-able data (see the module docstring); raises CodecError."""
+def encode_value(value, opaque=False):
+    """A Python value -> JSON-able data (see the module docstring); raises CodecError, or with
+    `opaque` writes other types as the plain value they equal, else as an opaque marker."""
     t = type(value)
     if value is None or t is bool or t is int or t is str:
         return value
@@ -35,20 +39,53 @@ def encode_value(value):
             return value
         return {"$f": "nan" if value != value else ("inf" if value > 0 else "-inf")}
     if t is list:
-        return [encode_value(v) for v in value]
+        return [encode_value(v, opaque) for v in value]
     if t is tuple:
-        return {"$t": [encode_value(v) for v in value]}
+        return {"$t": [encode_value(v, opaque) for v in value]}
     if t is set:
-        return {"$s": [encode_value(v) for v in value]}
+        return {"$s": [encode_value(v, opaque) for v in value]}
     if t is frozenset:
-        return {"$fs": [encode_value(v) for v in value]}
+        return {"$fs": [encode_value(v, opaque) for v in value]}
     if t is dict:
-        return {"$d": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+        return {"$d": [[encode_value(k, opaque), encode_value(v, opaque)] for k, v in value.items()]}
     if t is complex:
         return {"$c": [encode_value(value.real), encode_value(value.imag)]}
     if t is bytes:
         return {"$b": _base64.b64encode(value).decode("ascii")}
+    if opaque:
+        return _near_value(value)
     raise CodecError(f"cannot encode a value of type {t.__name__}")
+
+
+def _near_value(value):
+    """A value of another type as the plain value it equals (numpy scalars, int/float/str
+    subclasses), else an opaque marker that decodes to an object equal to nothing."""
+    import numbers as _numbers
+
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+        return bool(value)
+    if isinstance(value, _numbers.Integral):
+        return int(value)
+    if isinstance(value, float) or (hasattr(value, "dtype") and isinstance(value, _numbers.Real)):
+        return encode_value(float(value))
+    if isinstance(value, str):
+        return str(value)
+    return {"$x": type(value).__name__}
+
+
+class Opaque:
+    """A reference output the codec cannot carry (e.g. a generator): equal to nothing."""
+
+    def __init__(self, type_name):
+        self.type_name = type_name
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"<{self.type_name} value>"
 
 
 _FLOATS = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
@@ -77,4 +114,6 @@ def decode_value(data):
             return complex(decode_value(body[0]), decode_value(body[1]))
         if tag == "$b" and type(body) is str:
             return _base64.b64decode(body.encode("ascii"), validate=True)
+        if tag == "$x" and type(body) is str:
+            return Opaque(body)
     raise CodecError(f"not an encoded value: {str(data)[:80]}")

@@ -170,12 +170,14 @@ def _convert(value: Any, t, key: str, where: _Where) -> Any:
     raise ConfigError(f"{where(key)}: '{key}' has unsupported type {_type_name(t)}")
 
 
-class FieldError(ValueError):
-    """A config value its dataclass rejects (`__post_init__`); `field` is the key within it."""
+class FieldError(ConfigError):
+    """A config value its dataclass rejects (`__post_init__`); `field` is the key within it.
+    Raised by a config built in code, it reads "'field' message"; read from a file, the loader
+    names the dotted key, the file and the line instead."""
 
     def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
+        super().__init__(f"'{field}' {message}")
+        self.field, self.message = field, message
 
 
 def require(ok: bool, field: str, message: str) -> None:
@@ -200,7 +202,7 @@ def from_dict(cls, data: dict, *, where: _Where | str = "<config>", prefix: str 
         return cls(**kwargs)
     except FieldError as e:
         key = prefix + e.field
-        raise ConfigError(f"{where(key)}: '{key}' {e}") from None
+        raise ConfigError(f"{where(key)}: '{key}' {e.message}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where.source}: {prefix.rstrip('.') or cls.__name__}: {e}") from None
 

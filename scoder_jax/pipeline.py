@@ -287,9 +287,8 @@ def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     prev = f"sft_{ctx.cfg.iterations:02d}" if final else f"sft_{stage.iteration - 1:02d}"
     s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
-    scfg = SampleConfig(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                        no_repeat_ngram=s.no_repeat_ngram, cut_tests=s.cut_tests,
-                        seed=ctx.cfg.seed + 1000 * (stage.iteration or 0), max_batch=ctx.cfg.sample.batch)
+    scfg = SampleConfig(**s.decoding(), seed=ctx.cfg.seed + 1000 * (stage.iteration or 0),
+                        max_batch=ctx.cfg.sample.batch)
     summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
     if "merged" not in summary:  # several processes sampled a share each: the primary joins them
         parallel.barrier(f"{stage.name}/sampled")
@@ -317,21 +316,19 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
     from scoder_jax.io import read_jsonl as _read
     from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
     from scoder_jax.score.sandbox_types import Limits
-    from scoder_jax.score.select import SelectConfig, score_candidates
+    from scoder_jax.score.select import score_candidates
+    from scoder_jax.score.signals import SIGNALS
     from scoder_jax.score.weights import Weights
 
     src = "final_sample" if stage.name == "final_score" else f"sample_{stage.iteration:02d}"
     sc = ctx.cfg.score
     by_name = {a.name: a for a in DEFAULT_ASPECTS}
-    unknown = [a for a in sc.aspects if a not in by_name]
-    if unknown:
-        raise ConfigError(f"score.aspects: unknown aspect {unknown[0]!r} (known: {', '.join(by_name)})")
-    aspects = tuple(by_name[a] for a in sc.aspects)
+    aspects = tuple(by_name[a] for a in sc.aspects)  # names checked when the config was built
     w = dict(sc.weights)
     default = Weights.default([a.name for a in aspects])
     weights = Weights(tuple(a.name for a in aspects),
                       tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
-                      tuple(float(w.get(k, d)) for k, d in zip(("parses", "runs", "passes"), default.exec_weights)),
+                      tuple(float(w.get(k, d)) for k, d in zip(SIGNALS, default.exec_weights)),
                       0.0, sc.threshold, "config")
     candidates = _read(ctx.path(src) / "candidates.jsonl") if (ctx.path(src) / "candidates.jsonl").exists() else []
     if not candidates:
@@ -341,8 +338,7 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
     path = judge_path(ctx)
     judge = load_judge(path, aspects)
     summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights,
-                               select=SelectConfig(threshold=sc.threshold, require_parse=True,
-                                                   require_pass=sc.require_tests_pass),
+                               select=sc.selection(),
                                use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress)
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or k == "reasons"}
 

@@ -15,23 +15,17 @@ from typing import Iterable
 from scoder_jax.config import load_config, require
 from scoder_jax.data.pool import PoolConfig
 from scoder_jax.errors import ConfigError
+from scoder_jax.score.judge import DEFAULT_ASPECTS as JUDGE_ASPECTS
+from scoder_jax.score.select import SelectConfig
+from scoder_jax.score.signals import SIGNALS
+from scoder_jax.synth.sampler import Decoding
 from scoder_jax.train.config import TrainConfig
 
 # The presets: configs/ of the repository, shipped inside the package as scoder_jax/presets
 # (a link to configs/ in the source tree, package data in a wheel).
 CONFIG_DIR = Path(str(importlib.resources.files("scoder_jax") / "presets"))
-DEFAULT_ASPECTS = ("clarity", "correctness", "consistency", "relevance", "difficulty")
-EXEC_SIGNALS = ("parses", "runs", "passes")
+DEFAULT_ASPECTS = tuple(a.name for a in JUDGE_ASPECTS)  # the judge's rubric, named once in score/judge.py
 
-
-def _sampling(sec, n_field: str = "n") -> None:
-    """The decoding knobs SampleSection and FinalSection share."""
-    require(getattr(sec, n_field) >= 1, n_field, f"must be >= 1, got {getattr(sec, n_field)}")
-    require(sec.temperature >= 0, "temperature", f"must be >= 0 (0: greedy), got {sec.temperature}")
-    require(0 < sec.top_p <= 1, "top_p", f"must lie in (0, 1], got {sec.top_p}")
-    require(sec.no_repeat_ngram == 0 or sec.no_repeat_ngram >= 2, "no_repeat_ngram",
-            f"must be 0 (off) or >= 2, got {sec.no_repeat_ngram}")
-    require(sec.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {sec.max_new_tokens}")
 
 
 @dataclass(frozen=True)
@@ -58,33 +52,33 @@ class SeedSection:
 
 
 @dataclass(frozen=True)
-class SampleSection:
+class SampleSection(Decoding):
+    """Multi-checkpoint sampling of each iteration: the decoding knobs (`Decoding`: n,
+    temperature, top_p, top_k, min_p, no_repeat_ngram, cut_tests, max_new_tokens) and these."""
+
     snippets_per_iteration: int = 1000  # P_t: disjoint slices of the pool
-    n: int = 4  # N samples per checkpoint and snippet
     checkpoints: int = 2  # M: the last M checkpoints of S_{t-1}
-    temperature: float = 0.8
-    top_p: float = 0.95
-    no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (small models loop)
-    cut_tests: bool = False  # keep replies cut off inside [Tests], trimmed to their whole statements
-    max_new_tokens: int = 1024
-    batch: int = 32
+    batch: int = 32  # decode slots of the engine (the final set's sampling uses it too)
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.snippets_per_iteration >= 1, "snippets_per_iteration",
                 f"must be >= 1, got {self.snippets_per_iteration}")
         require(self.checkpoints >= 1, "checkpoints", f"must be >= 1, got {self.checkpoints}")
         require(self.batch >= 1, "batch", f"must be >= 1, got {self.batch}")
-        _sampling(self)
 
 
 @dataclass(frozen=True)
-class ScoreSection:
+class ScoreSection(SelectConfig):
+    """Multi-aspect scoring and the initial selection (`SelectConfig`: threshold, require_parse,
+    require_tests_pass, declared with the selection they drive) of each iteration and the final set."""
+
+    threshold: float = 4.0  # minimum total (per-aspect weighted mean scale) to keep a candidate
+    require_tests_pass: bool = True
     judge: str = "base"  # "base": the synthesizer's base model; else a checkpoint path
     aspects: tuple[str, ...] = DEFAULT_ASPECTS
     weights: dict = field(default_factory=dict)  # aspect or signal -> weight; missing aspects weigh 1
-    threshold: float = 4.0  # minimum total (per-aspect weighted mean scale) to keep a candidate
     execution: bool = True  # run solutions and tests in the sandbox
-    require_tests_pass: bool = True
     timeout_s: float = 5.0
 
     def __post_init__(self):
@@ -93,12 +87,15 @@ class ScoreSection:
         unknown = [a for a in self.aspects if a not in DEFAULT_ASPECTS]
         require(not unknown, "aspects", f"has unknown aspect {unknown[0]!r} (known: {', '.join(DEFAULT_ASPECTS)})"
                 if unknown else "")
-        known = (*self.aspects, *EXEC_SIGNALS)
+        known = (*self.aspects, *SIGNALS)
         bad = [k for k in self.weights if k not in known]
         require(not bad, "weights", f"has unknown key {bad[0]!r} (known: {', '.join(known)})" if bad else "")
         bad = [k for k, v in self.weights.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
         require(not bad, "weights", f"{bad[0]!r} must be a number, got {self.weights[bad[0]]!r}" if bad else "")
         require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
+
+    def selection(self) -> SelectConfig:
+        return SelectConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SelectConfig)})
 
 
 @dataclass(frozen=True)
@@ -123,18 +120,15 @@ class InfluenceSection:
 
 
 @dataclass(frozen=True)
-class FinalSection:
-    snippets: int = 60000  # P_final, drawn after the iterations' slices
+class FinalSection(Decoding):
+    """The final set, sampled from S_T's last checkpoint: the decoding knobs and its size."""
+
     n: int = 1
-    temperature: float = 0.8
-    top_p: float = 0.95
-    no_repeat_ngram: int = 0
-    cut_tests: bool = False
-    max_new_tokens: int = 1024
+    snippets: int = 60000  # P_final, drawn after the iterations' slices
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.snippets >= 1, "snippets", f"must be >= 1, got {self.snippets}")
-        _sampling(self)
 
 
 @dataclass(frozen=True)

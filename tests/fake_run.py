@@ -56,7 +56,7 @@ def _score(out: Path, cands: list[dict], it: int, rng: random.Random) -> dict:
                        "digit_mass": {a: 0.9 for a in ASPECTS}, "truncated": False,
                        "signals": {"parses": True, "runs": True, "passes": passes}, "unscored": ""})
     write_jsonl_atomic(out / "judged.jsonl", judged)
-    summary = reselect(cands, out, select=SelectConfig(threshold=0.0, require_pass=False))
+    summary = reselect(cands, out, select=SelectConfig(threshold=0.0, require_tests_pass=False))
     return {"candidates": summary["candidates"], "selected": summary["selected"]}
 
 

@@ -193,7 +193,7 @@ def test_select_best_gives_every_candidate_one_reason():
     assert chosen == ["a0"]  # tie with a2 at 7.0: the smaller id
     assert why == {"a1": "not_best", "a2": "not_best", "a0": "selected", "b1": "parse_error",
                    "b2": "below_threshold", "c1": "no_solution"}
-    chosen, why = select_best(rows, SelectConfig(require_pass=True, require_parse=False), threshold=1.0)
+    chosen, why = select_best(rows, SelectConfig(require_tests_pass=True, require_parse=False), threshold=1.0)
     assert chosen == ["a0", "b2"] and why["a2"] == "failed_tests" and why["b1"] == "failed_tests"
     assert set(why.values()) <= set(REASONS)
 

@@ -19,7 +19,7 @@ Each candidate gets exactly one reason, checked in this order:
 
     no_problem / no_solution   nothing to judge (counted, never selected)
     parse_error                a Python solution that does not parse (with require_parse)
-    failed_tests               a Python candidate whose tests fail (with require_pass)
+    failed_tests               a Python candidate whose tests fail (with require_tests_pass)
     below_threshold            total < threshold
     not_best                   another candidate of its snippet scored higher (ties: smaller id)
     selected
@@ -50,7 +50,7 @@ REASONS: tuple[str, ...] = ("selected", "no_problem", "no_solution", "parse_erro
 class SelectConfig:
     threshold: float | None = None  # None: the weights' suggested threshold, else keep all
     require_parse: bool = True  # drop Python candidates whose solution does not parse
-    require_pass: bool = False  # drop Python candidates whose tests fail
+    require_tests_pass: bool = False  # drop Python candidates whose tests fail
 
 
 def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), threshold: float | None = None
@@ -69,7 +69,7 @@ def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), thresh
             reason[r["id"]] = "no_solution"
         elif cfg.require_parse and sig is not None and not sig.get("parses"):
             reason[r["id"]] = "parse_error"
-        elif cfg.require_pass and sig is not None and not sig.get("passes"):
+        elif cfg.require_tests_pass and sig is not None and not sig.get("passes"):
             reason[r["id"]] = "failed_tests"
         elif thr is not None and total < thr:
             reason[r["id"]] = "below_threshold"
@@ -211,7 +211,7 @@ def reselect(candidates: Sequence[dict], out_dir: str | Path, *, weights: Weight
     summary = {
         "candidates": len(scored), "snippets": len({r["snippet_id"] for r in scored}),
         "selected": len(selected), "reasons": {k: counts[k] for k in REASONS if counts[k]},
-        "threshold": thr, "require_parse": select.require_parse, "require_pass": select.require_pass,
+        "threshold": thr, "require_parse": select.require_parse, "require_tests_pass": select.require_tests_pass,
         "weights": w.to_dict() | {"report": None},
         "mean_scores": {a: float(np.mean([r["scores"][a] for r in judged])) for a in names} if judged else {},
         "mean_total": float(np.mean([r["total"] for r in scored if r["total"] is not None])) if judged else None,

@@ -42,6 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from scoder_jax.config import require
 from scoder_jax.errors import CheckpointError, ConfigError, DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
@@ -51,15 +52,36 @@ log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleConfig:
+class Decoding:
+    """How each sample is drawn: the knobs the run config's `sample` and `final` sections share
+    (declared here once; the sections extend this class)."""
+
     n: int = 4  # samples per snippet per checkpoint
-    temperature: float = 0.8
+    temperature: float = 0.8  # 0: greedy
     top_p: float = 0.95
-    top_k: int = 0
-    min_p: float = 0.0
-    no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (0 = off)
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # 0: off
+    no_repeat_ngram: int = 0  # >= 2: a sample never repeats one of its own n-grams (small models loop); 0: off
     cut_tests: bool = False  # keep replies cut off inside [Tests], trimmed to their whole statements
     max_new_tokens: int = 1024
+
+    def __post_init__(self):
+        require(self.n >= 1, "n", f"must be >= 1, got {self.n}")
+        require(self.temperature >= 0, "temperature", f"must be >= 0 (0: greedy), got {self.temperature}")
+        require(0 < self.top_p <= 1, "top_p", f"must lie in (0, 1], got {self.top_p}")
+        require(self.top_k >= 0, "top_k", f"must be >= 0 (0: off), got {self.top_k}")
+        require(0 <= self.min_p < 1, "min_p", f"must lie in [0, 1), got {self.min_p}")
+        require(self.no_repeat_ngram == 0 or self.no_repeat_ngram >= 2, "no_repeat_ngram",
+                f"must be 0 (off) or >= 2, got {self.no_repeat_ngram}")
+        require(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+
+    def decoding(self) -> dict:
+        """This object's `Decoding` fields (also of a subclass), to build a SampleConfig from."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Decoding)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig(Decoding):
     seed: int = 0
     stop_strings: tuple[str, ...] = ()
     max_batch: int = 64  # decode slots of the engine
@@ -70,18 +92,9 @@ class SampleConfig:
     tokenizer: str | None = None  # tokenizer path; None: the first checkpoint's own
 
     def __post_init__(self):
-        if self.n < 1:
-            raise ConfigError(f"sample n: must be at least 1, got {self.n}")
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"sample max_new_tokens: must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"sample temperature: must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"sample top_p: must be in (0, 1], got {self.top_p}")
-        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
-            raise ConfigError(f"sample no_repeat_ngram: must be 0 (off) or >= 2, got {self.no_repeat_ngram}")
-        if self.max_batch < 1 or self.prompts_per_call < 1:
-            raise ConfigError("sample max_batch and prompts_per_call: must be at least 1")
+        super().__post_init__()
+        require(self.max_batch >= 1, "max_batch", f"must be >= 1, got {self.max_batch}")
+        require(self.prompts_per_call >= 1, "prompts_per_call", f"must be >= 1, got {self.prompts_per_call}")
 
     def fingerprint(self) -> dict:
         """What determines the samples: a rerun into the same directory must match it."""

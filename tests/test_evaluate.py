@@ -336,3 +336,21 @@ def test_cli_model_path_calls_the_engine_and_scores(toy_file, tmp_path, monkeypa
     assert summary["pass@1"] == 0.5 and summary["n"] == 2 and summary["source"] == "model:ckpt"
     exported = read_samples(out / "samples.jsonl")
     assert exported[0]["solution"] == TOY[0]["prompt"] + "    return a + b\n"  # cut at "\ndef"
+
+
+def test_verdicts_stream_to_disk_and_a_rerun_resumes(tmp_path, toy_file, monkeypatch):
+    problems = load_benchmark(str(toy_file))
+    samples = [{"task_id": "toy/add", "completion": "    return a + b\n"}, {"task_id": "toy/neg", "completion": "    return x\n"}]
+    stream = tmp_path / "outcomes.jsonl"
+    first = evaluate_samples(problems, samples, _limits(), stream=stream)
+    assert len(stream.read_text().splitlines()) == 2
+
+    def no_sandbox(*a, **k):
+        raise AssertionError("a streamed verdict was recomputed")
+
+    monkeypatch.setattr("scoder_jax.score.execution.run_python", no_sandbox)
+    again = evaluate_samples(problems, samples, _limits(), stream=stream)
+    assert again.per_problem == first.per_problem
+    with pytest.raises(AssertionError, match="recomputed"):  # a changed sample is not taken from the stream
+        evaluate_samples(problems, [samples[0], {"task_id": "toy/neg", "completion": "    return -x\n"}], _limits(),
+                         stream=stream)

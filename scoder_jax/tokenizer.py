@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -223,6 +224,7 @@ class Tokenizer:
         self.vocab_size: int = self._tok.get_vocab_size(with_added_tokens=True)
         added_special = {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
         self._special_ids = frozenset(added_special | {*_unique([self.bos_id, self.eos_id, pad_id, *self.stop_ids])})
+        self._literal_ids = _literal_substitutes(self._tok)
 
     def with_family(self, family: str) -> "Tokenizer":
         """The same vocabulary with another family's stop tokens (and built-in template, if the model
@@ -402,9 +404,12 @@ class Tokenizer:
         return out
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = True) -> str:
+        """The text of `ids`; added tokens come back as their own text (see `_literal_substitutes`)."""
         ids = [int(i) for i in ids]
         if skip_special:
             ids = [i for i in ids if i not in self._special_ids]
+        if self._literal_ids and not self._literal_ids.keys().isdisjoint(ids):
+            ids = [j for i in ids for j in self._literal_ids.get(i, (i,))]
         return self._tok.decode(ids, skip_special_tokens=skip_special)
 
     def token_to_id(self, token: str) -> int | None:
@@ -507,6 +512,8 @@ class Tokenizer:
             )
         elif isinstance(backend.post_processor, processors.TemplateProcessing):
             backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B")
+        if self._literal_ids:
+            backend.decoder = _literal_decoder(backend, self._literal_ids)
         write_text_atomic(out / "tokenizer.json", backend.to_str(pretty=True))
         specials = {
             k: v
@@ -575,6 +582,61 @@ def _detect_family(template: str | None, backend) -> str:
     if backend.token_to_id("<｜begin▁of▁sentence｜>") is not None:
         return "deepseek-coder"
     return "plain"
+
+
+def _literal_substitutes(backend) -> dict[int, tuple[int, ...]]:
+    """Added tokens a byte-level decoder garbles -> base-vocabulary ids that decode to their text.
+
+    `tokenizers` hands an added token to the decoder as its text, and the ByteLevel decoder reads
+    that text as byte symbols: DeepSeek-Coder's single-character tokens 32000-32012 ("õ", "÷", "ü",
+    ..., symbols of the bytes C0, C1, F5-FF that UTF-8 never uses) become U+FFFD. llama.cpp and
+    the model's own tokenizer give their text; so does `decode`, by decoding in their place the
+    byte-level tokens of their UTF-8 bytes ("ü" -> "Ã¼"), in context (ids [37, 32009, 81] -> "Für").
+    """
+    from tokenizers import decoders, pre_tokenizers
+
+    _unwrap_literal_decoder(backend)
+    if not isinstance(backend.decoder, decoders.ByteLevel):
+        return {}
+    to_symbols = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    out = {}
+    for i, added in backend.get_added_tokens_decoder().items():
+        text = added.content
+        if backend.decode([i], skip_special_tokens=False) == text:
+            continue
+        symbols = "".join(piece for piece, _ in to_symbols.pre_tokenize_str(text))
+        try:
+            sub = tuple(t.id for t in backend.model.tokenize(symbols))
+        except Exception:  # a symbol missing from the vocabulary: leave the token as it decodes
+            continue
+        if backend.decode(list(sub), skip_special_tokens=False) == text:
+            out[i] = sub
+    return out
+
+
+def _literal_decoder(backend, literal_ids: dict[int, tuple[int, ...]]):
+    """The decoder `save` writes: each garbled added token replaced by its byte-level symbols before the
+    ByteLevel decoder, so that `transformers` (which has no `_literal_substitutes`) decodes it too."""
+    from tokenizers import Regex, decoders
+
+    added = backend.get_added_tokens_decoder()
+    steps = [decoders.Replace(Regex(r"\A" + re.escape(added[i].content) + r"\z"),
+                              "".join(backend.id_to_token(j) for j in sub)) for i, sub in sorted(literal_ids.items())]
+    return decoders.Sequence([*steps, backend.decoder])
+
+
+def _unwrap_literal_decoder(backend) -> None:
+    """Back to the plain ByteLevel decoder from one `_literal_decoder` wrote (decoding with the
+    substitutes is 10x faster than with a Replace step per token)."""
+    from tokenizers import decoders
+
+    if not isinstance(backend.decoder, decoders.Sequence):
+        return
+    steps = json.loads(backend.decoder.__getstate__())["decoders"]
+    if steps and steps[-1]["type"] == "ByteLevel" and all(
+            d["type"] == "Replace" and re.fullmatch(r"\\A.+\\z", d["pattern"].get("Regex", ""), re.S)
+            for d in steps[:-1]):
+        backend.decoder = decoders.ByteLevel()
 
 
 def _mark_special(backend, tokens: Sequence[str]) -> None:

@@ -105,6 +105,68 @@ def test_deepseek_reproduces_llama_cpp_vectors(deepseek, deepseek_vocab_gguf):
         assert deepseek.decode(ids) == t
 
 
+# DeepSeek-Coder's user-defined single-character tokens 32000-32012: symbols of the bytes UTF-8
+# never uses (C0, C1, F5-FF), which a byte-level decoder would turn into U+FFFD.
+DEEPSEEK_CHARS = "õ÷ÁýÀÿøúþüùöû"
+
+
+def test_deepseek_user_defined_characters_decode_as_themselves(deepseek, tmp_path):
+    assert [deepseek.token_to_id(c) for c in DEEPSEEK_CHARS] == list(range(32000, 32013))
+    for i, c in zip(range(32000, 32013), DEEPSEEK_CHARS):
+        assert deepseek.decode([i]) == c
+    texts = ["Für", "Föö bär", f"x{DEEPSEEK_CHARS}y", "日本ü語 🦙ö", " ÷ 2\n", "Ã¼ and ü", DEEPSEEK_CHARS * 2]
+    for t in texts:
+        ids = deepseek.encode(t)
+        assert any(32000 <= i <= 32012 for i in ids), t
+        assert deepseek.decode(ids) == t and deepseek.decode(ids, skip_special=False) == t
+    assert deepseek.encode("Für") == [37, 32009, 81]  # the ids llama.cpp gives
+    # batches of ids and the family variant decode them too
+    assert deepseek.with_family("deepseek-coder").decode(deepseek.encode("Für")) == "Für"
+    # saved: transformers decodes them as well, and a reload keeps the fast decoder
+    from tokenizers import decoders
+    from transformers import AutoTokenizer
+
+    deepseek.save(tmp_path / "tok")
+    hf = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    again = Tokenizer.load(tmp_path / "tok")
+    assert isinstance(again.backend.decoder, decoders.ByteLevel)
+    for t in texts:
+        ids = deepseek.encode(t)
+        assert hf.decode(ids) == t and again.decode(ids) == t
+        assert hf.encode(t, add_special_tokens=False) == ids
+
+
+def _stdlib_sample(every: int = 40, max_bytes: int = 40_000, with_chars: int = 12) -> list[tuple[str, str]]:
+    """(name, text) of every `every`-th stdlib module under `max_bytes`, and the `with_chars`
+    smallest ones holding DeepSeek's user-defined characters (shlex.py, punycode.py, ...)."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.stat().st_size <= max_bytes)
+    texts = {}
+    for p in files:
+        try:
+            texts[str(p.relative_to(root))] = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+    names = sorted(texts)
+    chosen = set(names[::every])
+    special = sorted((n for n in names if set(DEEPSEEK_CHARS) & set(texts[n])), key=lambda n: len(texts[n]))
+    chosen.update(special[:with_chars])
+    assert len(special) >= 3, special  # the sample exercises the fix
+    return [(n, texts[n]) for n in sorted(chosen)]
+
+
+def test_deepseek_decode_round_trips_the_standard_library(deepseek):
+    """decode(encode(x)) == x over a sample of the standard library's modules (all 1786 of
+    Python 3.11's round-trip too: 10.2M tokens, see the notes)."""
+    sample = _stdlib_sample()
+    ids = deepseek.encode_batch([t for _, t in sample])
+    bad = [n for (n, t), i in zip(sample, ids) if deepseek.decode(i) != t]
+    assert not bad, bad[:5]
+    assert sum(map(len, ids)) > 50_000
+
+
 def test_deepseek_special_tokens_and_family(deepseek):
     assert deepseek.family == "deepseek-coder-instruct"  # detected from <|EOT|> in the vocabulary
     assert deepseek.vocab_size == 32256

@@ -592,16 +592,21 @@ def _literal_substitutes(backend) -> dict[int, tuple[int, ...]]:
     ..., symbols of the bytes C0, C1, F5-FF that UTF-8 never uses) become U+FFFD. llama.cpp and
     the model's own tokenizer give their text; so does `decode`, by decoding in their place the
     byte-level tokens of their UTF-8 bytes ("ü" -> "Ã¼"), in context (ids [37, 32009, 81] -> "Für").
+    A decoder `_literal_decoder` wrote (a saved tokenizer) is turned back into the plain, faster one.
     """
     from tokenizers import decoders, pre_tokenizers
 
-    _unwrap_literal_decoder(backend)
+    wrapped = backend.decoder
+    unwrapped = _is_literal_decoder(wrapped)
+    if unwrapped:
+        backend.decoder = decoders.ByteLevel()
     if not isinstance(backend.decoder, decoders.ByteLevel):
         return {}
     to_symbols = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    added = backend.get_added_tokens_decoder()
     out = {}
-    for i, added in backend.get_added_tokens_decoder().items():
-        text = added.content
+    for i, token in added.items():
+        text = token.content
         if backend.decode([i], skip_special_tokens=False) == text:
             continue
         symbols = "".join(piece for piece, _ in to_symbols.pre_tokenize_str(text))
@@ -611,6 +616,11 @@ def _literal_substitutes(backend) -> dict[int, tuple[int, ...]]:
             continue
         if backend.decode(list(sub), skip_special_tokens=False) == text:
             out[i] = sub
+    if unwrapped:
+        for i, token in added.items():  # the substitutes must decode as the Replace steps did
+            if wrapped.decode([token.content]) != backend.decode(list(out.get(i, (i,))), skip_special_tokens=False):
+                backend.decoder = wrapped  # they do something else: keep them
+                return {}
     return out
 
 
@@ -625,18 +635,15 @@ def _literal_decoder(backend, literal_ids: dict[int, tuple[int, ...]]):
     return decoders.Sequence([*steps, backend.decoder])
 
 
-def _unwrap_literal_decoder(backend) -> None:
-    """Back to the plain ByteLevel decoder from one `_literal_decoder` wrote (decoding with the
-    substitutes is 10x faster than with a Replace step per token)."""
+def _is_literal_decoder(decoder) -> bool:
+    """Whether `decoder` has the form `_literal_decoder` writes: whole-token Replace steps, then ByteLevel."""
     from tokenizers import decoders
 
-    if not isinstance(backend.decoder, decoders.Sequence):
-        return
-    steps = json.loads(backend.decoder.__getstate__())["decoders"]
-    if steps and steps[-1]["type"] == "ByteLevel" and all(
-            d["type"] == "Replace" and re.fullmatch(r"\\A.+\\z", d["pattern"].get("Regex", ""), re.S)
-            for d in steps[:-1]):
-        backend.decoder = decoders.ByteLevel()
+    if not isinstance(decoder, decoders.Sequence):
+        return False
+    steps = json.loads(decoder.__getstate__())["decoders"]
+    return len(steps) > 1 and steps[-1]["type"] == "ByteLevel" and all(
+        d["type"] == "Replace" and re.fullmatch(r"\\A.+\\z", d["pattern"].get("Regex", ""), re.S) for d in steps[:-1])
 
 
 def _mark_special(backend, tokens: Sequence[str]) -> None:

@@ -134,6 +134,14 @@ def test_deepseek_user_defined_characters_decode_as_themselves(deepseek, tmp_pat
         ids = deepseek.encode(t)
         assert hf.decode(ids) == t and again.decode(ids) == t
         assert hf.encode(t, add_special_tokens=False) == ids
+    # a tokenizer.json whose whole-token Replace steps mean something else is decoded as it says
+    tj = tmp_path / "tok" / "tokenizer.json"
+    spec = json.loads(tj.read_text(encoding="utf-8"))
+    assert spec["decoder"]["decoders"][0]["pattern"] == {"Regex": r"\Aõ\z"}
+    spec["decoder"]["decoders"][0]["content"] = "Ã¶"  # õ -> ö
+    tj.write_text(json.dumps(spec), encoding="utf-8")
+    odd = Tokenizer.load(tmp_path / "tok")
+    assert odd.decode([32000, 32009]) == "öü" and not isinstance(odd.backend.decoder, decoders.ByteLevel)
 
 
 def _stdlib_sample(every: int = 40, max_bytes: int = 40_000, with_chars: int = 12) -> list[tuple[str, str]]:

@@ -190,11 +190,17 @@ def test_influence_refuses_checkpoints_of_another_model_before_any_work(tmp_path
     t = json.loads(tj.read_text())
     t["model"]["vocab"]["x"], t["model"]["vocab"]["y"] = t["model"]["vocab"]["y"], t["model"]["vocab"]["x"]
     tj.write_text(json.dumps(t))
+    step = tmp_path / "run" / "checkpoints" / "8"  # a training step read before its scoder_model.json is written
+    (step / "meta").mkdir(parents=True)
+    meta = {"step": 8, "lr": 0.1, "model": TINY.replace(head_dim=4).to_dict()}
+    (step / "meta" / "metadata").write_text(json.dumps(meta))
     records = [{"problem": "p", "solution": "s"}]
     cfg = InfluenceConfig(sgd=True, progress=False, mesh_devices=1)
     cases = [
         ([a, deeper], rf"{re.escape(str(deeper))}: a checkpoint of another model than {re.escape(str(a))}: "
                       r"num_layers = 2, not 1"),
+        ([a, step], rf"{re.escape(str(step))}: a checkpoint of another model than {re.escape(str(a))}: "
+                    r"head_dim = 4, not 8"),
         ([a, bare], rf"{re.escape(str(bare))}: no tokenizer saved with this checkpoint, but {re.escape(str(a))} "
                     "has one"),
         ([bare, a], rf"{re.escape(str(bare))}: no tokenizer saved with this checkpoint, but {re.escape(str(a))} "

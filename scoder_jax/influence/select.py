@@ -233,9 +233,15 @@ def check_same_model(ckpts: Sequence[Path]) -> None:
     CheckpointError naming the checkpoint and the field otherwise. Reads metadata and tokenizers only."""
     from scoder_jax.models.checkpoint import load_tokenizer
 
+    def tokenizer_of(c: Path):
+        try:
+            return load_tokenizer(c, required=False)
+        except CheckpointError:  # a step directory not yet given its scoder_model.json: no tokenizer/ either
+            return None
+
     first = ckpts[0]
     ref_cfg = checkpoint_model_config(first)
-    ref_tok = load_tokenizer(first, required=False)
+    ref_tok = tokenizer_of(first)
     for c in ckpts[1:]:
         cfg = checkpoint_model_config(c)
         for f in SAME_MODEL_FIELDS:
@@ -243,7 +249,7 @@ def check_same_model(ckpts: Sequence[Path]) -> None:
                 raise CheckpointError(f"{c}: a checkpoint of another model than {first}: {f} = {cfg.get(f)!r}, not "
                                       f"{ref_cfg.get(f)!r}; influence compares gradients of one model: give the "
                                       "checkpoints of one training run")
-        tok = load_tokenizer(c, required=False)
+        tok = tokenizer_of(c)
         if (tok is None) != (ref_tok is None):
             has, lacks = (first, c) if tok is None else (c, first)
             raise CheckpointError(f"{lacks}: no tokenizer saved with this checkpoint, but {has} has one: their "

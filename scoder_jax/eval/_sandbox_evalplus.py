@@ -137,7 +137,7 @@ def _truth(job, emit):
         exec(code, namespace)
         fn = namespace[entry]
         outputs, times = [], []
-        for i, inp in enumerate(decode_value(job[part])):
+        for i, inp in enumerate(decode_value(job[part])):  # noqa: F821 (codec.py precedes this text)
             inp = copy.deepcopy(inp)
             start = time.time()
             try:
@@ -149,14 +149,14 @@ def _truth(job, emit):
             outputs.append(value)
         if job.get("output_not_none"):
             outputs = [o is not None for o in outputs]
-        out[part] = encode_value(outputs, opaque=True)
+        out[part] = encode_value(outputs, opaque=True)  # noqa: F821
         out[part + "_time"] = times
     emit("result", out)
 
 
 def _check(job, emit):
     dataset, entry, atol = job["dataset"], job["entry_point"], job["atol"]
-    inputs, expected = decode_value(job["inputs"]), decode_value(job["expected"])
+    inputs, expected = decode_value(job["inputs"]), decode_value(job["expected"])  # noqa: F821
     limits, fast_check = job["time_limits"], job.get("fast_check", True)
     stat = "fail"
     if atol != 0 or any(_is_floats(e) for e in expected):

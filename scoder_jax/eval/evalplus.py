@@ -34,8 +34,8 @@ from typing import Any, Sequence
 
 from scoder_jax.errors import DataError, ScoderError
 from scoder_jax.eval.codec import encode_value
-from scoder_jax.eval.formats import guess_format, wrong_format
-from scoder_jax.eval.runner import Job, content_key, harness_program, read_stream, run_jobs
+from scoder_jax.eval.formats import wrong_format
+from scoder_jax.eval.runner import Job, content_key, harness_program, run_jobs
 from scoder_jax.io import iter_jsonl, write_json_atomic
 
 DATASETS = {"humaneval+": "humaneval", "mbpp+": "mbpp"}  # our name -> EvalPlus's dataset name
@@ -390,9 +390,5 @@ def evalplus_results(problems: Sequence[PlusProblem], records: Sequence[dict], p
     return eval_results, per_problem, scores
 
 
-def stream_path(out_dir: Path) -> Path:
-    return Path(out_dir) / "outcomes.jsonl"
-
-
 __all__ = ["PlusProblem", "load_plus", "ground_truth", "check_samples", "evalplus_results", "mbpp_convert_args",
-           "time_limits", "solution_of", "read_stream", "guess_format"]
+           "time_limits", "solution_of"]

@@ -1,8 +1,9 @@
 """The report's figures (matplotlib, Agg): pure functions from the collected numbers to a Figure.
 
-Every figure passes through `declutter` before it is rendered: an axis whose tick labels
-overlap gets fewer ticks until they do not (and, failing that, slanted labels).
-`tick_label_overlaps(fig)` lists what still overlaps (the tests require nothing).
+Every figure passes through `declutter` before it is rendered: values are written whole
+(no "1e-5 + 5.65e-1" offset beside an axis, which lands on its label) and an axis whose tick
+labels overlap gets fewer ticks until they do not (failing that, slanted labels).
+`tick_label_overlaps(fig)` lists the texts of an axes that still overlap (the tests require none).
 """
 
 from __future__ import annotations
@@ -137,42 +138,49 @@ def influence_figure(per_iteration: Mapping[str, Sequence[float]]):
 # ----------------------------------------------------------------------------- legibility
 
 
+def _texts(ax) -> list:
+    """Every text drawn on an axes and around it: tick labels, offset texts, axis labels, title."""
+    texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.get_offset_text(), ax.yaxis.get_offset_text(),
+             ax.xaxis.label, ax.yaxis.label, ax.title]
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
+def _pairs(texts, renderer, gap: float = 4.0) -> list[tuple[str, str]]:
+    """Pairs of texts closer than `gap` pixels (touching labels read as one number)."""
+    boxes = [t.get_window_extent(renderer).padded(gap / 2) for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+            if boxes[i].overlaps(boxes[j])]
+
+
 def tick_label_overlaps(fig) -> list[tuple[str, str]]:
-    """Pairs of tick labels (x or y, same axis) whose drawn boxes overlap."""
+    """Pairs of texts of one axes (tick labels, offset texts, axis labels, title) whose drawn boxes
+    overlap or come within 4 pixels."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    out = []
-    for ax in fig.axes:
-        for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
-            shown = [t for t in labels if t.get_visible() and t.get_text()]
-            boxes = [t.get_window_extent(renderer) for t in shown]
-            for i in range(len(boxes)):
-                for j in range(i + 1, len(boxes)):
-                    if boxes[i].overlaps(boxes[j]):
-                        out.append((shown[i].get_text(), shown[j].get_text()))
-    return out
-
-
-def _overlapping(ax, renderer) -> bool:
-    shown = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
-    boxes = [t.get_window_extent(renderer) for t in shown]
-    return any(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
+    return [pair for ax in fig.axes for pair in _pairs(_texts(ax), renderer)]
 
 
 def declutter(fig) -> None:
-    """Thins the x ticks of every axis whose tick labels overlap (fewer, then slanted)."""
-    from matplotlib.ticker import FixedLocator, MaxNLocator
+    """Makes every axis legible: values written whole (no offset or scientific notation beside
+    the axis, which collides with its label), then fewer x ticks while their labels overlap,
+    then slanted labels."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_formatter(), ScalarFormatter):
+                axis.get_major_formatter().set_useOffset(False)
+                axis.get_major_formatter().set_scientific(False)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
         fixed = isinstance(ax.xaxis.get_major_locator(), FixedLocator)
         nbins = 4
-        while _overlapping(ax, renderer) and not fixed and nbins >= 2:
+        while _pairs(_texts(ax), renderer) and not fixed and nbins >= 2:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
             fig.canvas.draw()
             nbins -= 1
-        if _overlapping(ax, renderer):
+        if _pairs(_texts(ax), renderer):
             for t in ax.get_xticklabels():
                 t.set_rotation(30)
                 t.set_horizontalalignment("right")

@@ -71,6 +71,14 @@ class Page(HTMLParser):
             self._cell.append(data)
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run_dir, manifest, cfg = fake_run(tmp_path_factory.mktemp("report"))
@@ -170,7 +178,8 @@ def test_iteration_axes_have_one_whole_tick_per_iteration(run):
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "final"], name
 
 
-@pytest.mark.parametrize("center,spread", [(0.0122, 4e-4), (-1.2e-4, 3e-5), (0.05, 0.03), (3.2, 1e-3)])
+@pytest.mark.parametrize("center,spread", [(0.0122, 4e-4), (-1.2e-4, 3e-5), (0.05, 0.03), (3.2, 1e-3),
+                                           (0.56527, 1e-5)])  # the last: the smoke run's two candidates
 def test_influence_tick_labels_do_not_overlap(center, spread):
     rng = np.random.default_rng(0)
     values = {"1": list(rng.normal(center, spread, 30)), "2": list(rng.normal(center, spread, 30))}

@@ -5,8 +5,14 @@ positions (samples of instruction lengths), the scoder-jax training step (jit wi
 donation, AOT compile) over a data-parallel mesh of all local devices. No downloads.
 
 MFU = model FLOPs per second (6 N + 12 L H D T per token, scoder_jax.train.metrics) over the
-device's published dense bf16 peak (`--peak-tflops` to override). `--smoke` runs a tiny shape
-on CPU (for tests). Last line: {"benchmark": "train_gpu", "mfu": ..., "tokens_per_s": ..., ...}
+device's published dense bf16 peak (`--peak-tflops` to override): the figure's fraction of its
+bound. `--attention` picks the attention (auto | xla | flash | splash | cudnn,
+scoder_jax/models/attention_select.py); `attention_ran` says which kernel the step actually ran
+(a kernel that cannot run here falls back to xla). `--smoke` runs a tiny shape on CPU (for
+tests), with the Pallas kernels in their interpreter and the cuDNN call emulated by jax's XLA
+implementation, so every option's code path runs. Last line, one JSON object: {"benchmark":
+"train_gpu", "figure": "train_mfu", "attention": ..., "attention_ran": ..., "mfu": ...,
+"bound_fraction": ..., "tokens_per_s": ..., ...}
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from scoder_jax.models.config import ATTENTION_IMPLS  # noqa: E402  (no jax import: the platform is set below)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -28,8 +36,8 @@ def main() -> None:
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--remat", default="dots_with_no_batch_dims_saveable")
     ap.add_argument("--loss-chunk", type=int, default=512)
-    ap.add_argument("--attention", default="xla", choices=("xla", "flash"),
-                    help="flash: the Pallas flash-attention kernel (scoder_jax/models/flash.py)")
+    ap.add_argument("--attention", default="auto", choices=ATTENTION_IMPLS,
+                    help="the no-cache attention (scoder_jax/models/attention_select.py)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--peak-tflops", type=float, default=None)
@@ -46,6 +54,7 @@ def main() -> None:
     from flax import nnx
 
     from scoder_jax import parallel
+    from scoder_jax.models import attention_select, cudnn_attention, flash, splash
     from scoder_jax.models.presets import get_preset
     from scoder_jax.train import step as step_lib
     from scoder_jax.train.config import OptimConfig
@@ -57,8 +66,10 @@ def main() -> None:
     if args.smoke:
         args.preset, args.seq_len, args.rows, args.steps, args.warmup = "tiny", 128, 2, 2, 1
         args.loss_chunk = min(args.loss_chunk, 64)
+        flash.INTERPRET = splash.INTERPRET = cudnn_attention.EMULATE = True
     cfg = get_preset(args.preset).replace(param_dtype="float32", compute_dtype="bfloat16", remat=args.remat,
                                          attention=args.attention)
+    attention_ran = attention_select.kernel_for(cfg, args.seq_len) or "xla"
     n_dev = jax.device_count()
     mesh = parallel.make_mesh(data=-1)
     model = init_model(cfg, mesh, 0)
@@ -109,11 +120,12 @@ def main() -> None:
     tps = tokens / step_s
     mfu = tps * flops_tok / (peak * n_dev)
     print(json.dumps({
-        "benchmark": "train_gpu", "mfu": mfu, "tokens_per_s": tps, "step_s": step_s, "tokens_per_step": tokens,
+        "benchmark": "train_gpu", "figure": "train_mfu", "attention": args.attention, "attention_ran": attention_ran,
+        "mfu": mfu, "bound_fraction": mfu, "bound": "dense bf16 peak FLOP/s",
+        "tokens_per_s": tps, "step_s": step_s, "tokens_per_step": tokens,
         "row_fill": tokens / (rows * args.seq_len),
         "preset": args.preset, "params": int(sum(x.size for x in jax.tree.leaves(params))),
         "seq_len": args.seq_len, "rows_per_device": args.rows, "grad_accum": args.grad_accum, "remat": args.remat,
-        "attention": args.attention,
         "loss_chunk": args.loss_chunk, "devices": n_dev, "device": jax.devices()[0].device_kind,
         "peak_tflops_per_device": peak / 1e12, "peak_source": src, "compile_s": compile_s,
         "memory_mib": {k: v / 2**20 for k, v in mem.items()}, "final_loss": float(m["loss"]),

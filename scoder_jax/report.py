@@ -177,8 +177,9 @@ def _iteration_table(data: dict, final_iteration: int | None) -> str:
                  _rate(row.get("kept_pass")), _rate(row.get("scored_pass")), p1]
         out.append("<tr>" + "".join(f"<td class='{h.split()[0]}'>{v}</td>" for h, v in zip(head, cells)) + "</tr>")
     out.append("<caption>kept: by scoring; selected: by influence (the final set has no influence step); "
-               "tests: each sample's own tests, run in the sandbox (— where none ran); pass@1 of the model "
-               "in brackets: S_t after iteration t, the student for the final set.</caption></table>")
+               "tests: each sample's own tests, run in the sandbox (— where none ran); pass@1 (on the eval "
+               "stage's first benchmark) of the model in brackets: S_t after iteration t, the student for the final "
+               "set.</caption></table>")
     return "".join(out)
 
 
@@ -259,9 +260,15 @@ def render(data: dict, manifest: dict, cfg) -> str:
     if ds.get("rows") is not None:
         passing = "" if ds.get("tests_pass") is None else f"; {ds['tests_pass']} of them pass their own tests"
         parts.append(f"<li id='headline-dataset'>final dataset: {ds['rows']} samples{passing}</li>")
-    if final:
-        parts.append(f"<li id='headline-pass1'>student pass@1 on {html.escape(str(cfg.eval.benchmark))}"
+    if final.get("pass@1") is not None:
+        first = final.get("benchmark", cfg.eval.benchmark)
+        parts.append(f"<li id='headline-pass1'>student pass@1 on {html.escape(str(first))}"
                      f" ({final.get('n_problems')} problems): {_fmt(final.get('pass@1'))}</li>")
+        for name, c in (final.get("benchmarks") or {}).items():  # the eval stage's other benchmarks
+            if name != first and isinstance(c, dict):
+                plus = f", plus tests {_fmt(c['pass@1_plus'])}" if c.get("pass@1_plus") is not None else ""
+                parts.append(f"<li>student pass@1 on {html.escape(str(name))} ({c.get('n_problems')} problems): "
+                             f"{_fmt(c.get('pass@1'))}{plus}</li>")
     total = sum(v for v in data["timing"].values() if v)
     parts.append(f"<li>wall time of the stages: {total:.0f} s</li>"
                  f"<li>dataset config hash: <code>{dataset_config_hash(cfg)}</code></li></ul>")

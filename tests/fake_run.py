@@ -99,7 +99,10 @@ def fake_run(root: Path, iterations: int = 2, seed: int = 0, overrides: tuple[st
         elif st.kind == "select":
             counts = {"selected": (stages[f"influence_{it:02d}"]["counts"]["candidates"] + 1) // 2}
         elif st.kind == "eval":
-            counts = {"pass@1": 0.5 if st.name == "eval" else round(0.125 * it, 3), "n_problems": 8}
+            p1 = 0.5 if st.name == "eval" else round(0.125 * it, 3)  # the shape of eval.suite.run_suite's counts
+            counts = {"benchmarks": {"humaneval": {"pass@1": p1, "n_problems": 8},
+                                     "humaneval+": {"pass@1": p1 / 2, "pass@1_plus": p1 / 4, "n_problems": 8}},
+                      "skipped": [], "benchmark": "humaneval", "n_problems": 8, "pass@1": p1}
         elif st.kind == "export":
             counts = export_run(run_dir, cfg, out)
         else:

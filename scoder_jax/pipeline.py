@@ -357,9 +357,9 @@ def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
         targets = targets[:ic.targets]
     checkpoints = checkpoint_set(ctx, f"sft_{stage.iteration - 1:02d}", ctx.cfg.sample.checkpoints)
     mode = ic.mode if ic.mode != "auto" else ("lora" if ctx.cfg.synth.lora is not None else "full")
-    icfg = InfluenceConfig(keep=1.0, d=ic.dim, seed=ctx.cfg.seed, mode=mode, sgd=ic.sgd or mode == "full",
-                           two_stage=ic.two_stage,
-                           micro_batch=ic.microbatch, seq_len=ic.seq_len or ctx.cfg.synth.seq_len, progress=ctx.progress)
+    icfg = InfluenceConfig(**{**ic.method(), "mode": mode, "sgd": ic.sgd or mode == "full",
+                              "seq_len": ic.seq_len or ctx.cfg.synth.seq_len},
+                           keep=1.0, seed=ctx.cfg.seed, progress=ctx.progress)  # select_t keeps influence.keep
     summary = influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg)
     return {"candidates": len(kept), "targets": len(targets), "checkpoints": len(checkpoints), "mode": mode,
             **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}

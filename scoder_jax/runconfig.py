@@ -10,11 +10,12 @@ import dataclasses
 import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 
 from scoder_jax.config import load_config, require
 from scoder_jax.data.pool import PoolConfig
 from scoder_jax.errors import ConfigError
+from scoder_jax.influence.select import InfluenceMethod
 from scoder_jax.score.judge import DEFAULT_ASPECTS as JUDGE_ASPECTS
 from scoder_jax.score.select import SelectConfig
 from scoder_jax.score.signals import SIGNALS
@@ -99,24 +100,20 @@ class ScoreSection(SelectConfig):
 
 
 @dataclass(frozen=True)
-class InfluenceSection:
+class InfluenceSection(InfluenceMethod):
+    """Influence estimation of each iteration (`InfluenceMethod`: dim, projection, two_stage,
+    mode, sgd, microbatch, seq_len, ...) and the final filtering it drives."""
+
     enabled: bool = True
     keep: float = 0.5  # fraction of the initially kept candidates selected by influence
-    dim: int = 8192
-    mode: str = "auto"  # lora | full (per-layer Kronecker projection, plain gradients) | auto: lora when synth.lora is set
-    sgd: bool = False  # plain gradients instead of the Adam transform for candidates
-    two_stage: bool = False  # per-layer Kronecker projection first, then dense (much cheaper on a CPU)
-    microbatch: int = 8
+    mode: Literal["auto", "lora", "full"] = "auto"  # auto: lora when synth.lora is set, else full
     targets: int = 0  # score against the first N samples of the seed set (0: all of it)
     seq_len: int = 0  # examples are truncated to this many tokens for their gradients (0: synth.seq_len)
 
     def __post_init__(self):
+        super().__post_init__()
         require(0 < self.keep <= 1, "keep", f"must lie in (0, 1], got {self.keep}")
-        require(self.dim >= 1, "dim", f"must be >= 1, got {self.dim}")
-        require(self.mode in ("auto", "lora", "full"), "mode", f"must be auto, lora or full, got {self.mode!r}")
-        require(self.microbatch >= 1, "microbatch", f"must be >= 1, got {self.microbatch}")
         require(self.targets >= 0, "targets", f"must be >= 0 (0: all), got {self.targets}")
-        require(self.seq_len >= 0, "seq_len", f"must be >= 0 (0: synth.seq_len), got {self.seq_len}")
 
 
 @dataclass(frozen=True)

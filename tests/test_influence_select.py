@@ -66,7 +66,7 @@ def run(tmp_path_factory):
 
 
 def _cfg(**kw) -> InfluenceConfig:
-    base = dict(keep=0.5, d=2048, seed=3, micro_batch=8, microbatches=2, seq_len=SEQ, min_len=SEQ, progress=False,
+    base = dict(keep=0.5, dim=2048, seed=3, microbatch=8, microbatches=2, seq_len=SEQ, min_len=SEQ, progress=False,
                 mesh_devices=1)
     return InfluenceConfig(**{**base, **kw})
 
@@ -145,7 +145,7 @@ def _reference_scores(run, d: int, seed: int) -> np.ndarray:
 @pytest.mark.slow
 def test_scores_equal_a_plain_reference_computation(run, tmp_path):
     d, seed = 1024, 11
-    run_influence(run["cands"], run["targets"], run["ckpts"], tmp_path / "out", _cfg(d=d, seed=seed, micro_batch=4))
+    run_influence(run["cands"], run["targets"], run["ckpts"], tmp_path / "out", _cfg(dim=d, seed=seed, microbatch=4))
     got = np.asarray([json.loads(x)["score"] for x in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()])
     want = _reference_scores(run, d, seed)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
     ("final.snippets=0", r"'final.snippets' must be >= 1"),
     ("final.top_p=1.5", r"'final.top_p' must lie in \(0, 1\]"),
     ("influence.keep=0", r"'influence.keep' must lie in \(0, 1\]"),
-    ("influence.mode=both", r"'influence.mode' must be auto, lora or full"),
+    ("influence.mode=both", r"'influence.mode' = 'both' is not one of 'auto', 'lora', 'full'"),
     ("score.aspects=[clarity, beauty]", r"'score.aspects' has unknown aspect 'beauty'"),
     ("score.weights={clarity: 1, speed: 2}", r"'score.weights' has unknown key 'speed'"),
     ("score.timeout_s=0", r"'score.timeout_s' must be > 0"),

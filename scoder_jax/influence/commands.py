@@ -44,9 +44,9 @@ def influence(candidates, targets, checkpoints, more_checkpoints, keep, top_k, o
     from scoder_jax.influence.select import InfluenceConfig, run_influence
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = InfluenceConfig(keep=keep if keep is not None else (None if top_k else 0.05), top_k=top_k, d=d, seed=seed,
+    cfg = InfluenceConfig(keep=keep if keep is not None else (None if top_k else 0.05), top_k=top_k, dim=d, seed=seed,
                           projection=projection, two_stage=two_stage, mode=mode, sgd=sgd, group_field=group_field,
-                          micro_batch=micro_batch, seq_len=seq_len, tokenizer=tokenizer, mesh_fsdp=fsdp,
+                          microbatch=micro_batch, seq_len=seq_len, tokenizer=tokenizer, mesh_fsdp=fsdp,
                           progress=not no_progress)
     summary = run_influence(candidates, targets, [*checkpoints, *more_checkpoints], out_dir, cfg)
     if jax.process_index() == 0:

@@ -22,6 +22,7 @@ import logging
 import math
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from scoder_jax import parallel
+from scoder_jax.config import require
 from scoder_jax.errors import CheckpointError, ConfigError, DataError
 from scoder_jax.influence.grads import (Examples, FeatureFn, GradConfig, Moments, call_arrays, encode_examples,
                                         plan_calls)
@@ -40,22 +42,41 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class InfluenceConfig:
-    keep: float | None = 0.05  # fraction of candidates kept (ignored when top_k is set)
-    top_k: int | None = None
-    d: int = 8192  # projection dimensions
-    seed: int = 0  # projection seed
+class InfluenceMethod:
+    """How influence is estimated: the knobs the run config's `influence` section shares with
+    `scoder influence` (declared here once; the section extends this class)."""
+
+    dim: int = 8192  # projection dimensions
     projection: Literal["rademacher", "gaussian"] = "rademacher"
-    two_stage: bool = False  # per-block Kronecker projection, then dense
+    two_stage: bool = False  # per-block Kronecker projection, then dense (much cheaper on a CPU)
     kron_dim: int = 32
-    mode: Literal["lora", "full"] = "lora"
+    mode: Literal["lora", "full"] = "lora"  # LoRA gradients (LESS), or every linear layer by Kronecker factors
     sgd: bool = False  # plain gradients for candidates too (no Adam moments needed)
-    micro_batch: int = 8  # examples per vmap, over all devices
+    microbatch: int = 8  # examples per vmap, over all devices
     microbatches: int = 4  # microbatches per compiled call
-    seq_len: int = 2048  # longer examples are truncated
+    seq_len: int = 2048  # examples are truncated to this many tokens for their gradients
     full_rank: int = 32  # full mode: Kronecker factor size per linear layer
     min_len: int = 32  # shortest padded row (rows are powers of two from here to seq_len: fewer shapes to compile)
     group_field: str | None = None  # a targets' field naming its group: max over groups of the group mean
+
+    def __post_init__(self):
+        require(self.dim >= 1, "dim", f"must be >= 1, got {self.dim}")
+        require(self.microbatch >= 1, "microbatch", f"must be >= 1, got {self.microbatch}")
+        require(self.microbatches >= 1, "microbatches", f"must be >= 1, got {self.microbatches}")
+        require(self.seq_len >= 0, "seq_len", f"must be >= 0, got {self.seq_len}")
+
+    def method(self) -> dict:
+        """This object's `InfluenceMethod` fields (also of a subclass)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(InfluenceMethod)}
+
+
+@dataclass(frozen=True)
+class InfluenceConfig(InfluenceMethod):
+    """One `run_influence` call: the method and where, how many, and how to keep them."""
+
+    keep: float | None = 0.05  # fraction of candidates kept (ignored when top_k is set)
+    top_k: int | None = None
+    seed: int = 0  # projection seed
     tokenizer: str | None = None  # None: the checkpoints'; "chars"; a tokenizer path
     mesh_data: int = -1
     mesh_fsdp: int = 1
@@ -65,19 +86,18 @@ class InfluenceConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.top_k is None and (self.keep is None or not 0 < self.keep <= 1):
-            raise ConfigError(f"keep must be a fraction in (0, 1], got {self.keep}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"top_k must be positive, got {self.top_k}")
-        if self.d < 1:
-            raise ConfigError(f"d must be positive, got {self.d}")
+        super().__post_init__()
+        require(self.seq_len >= 1, "seq_len", f"must be >= 1, got {self.seq_len}")
+        require(self.top_k is not None or (self.keep is not None and 0 < self.keep <= 1), "keep",
+                f"must be a fraction in (0, 1], got {self.keep}")
+        require(self.top_k is None or self.top_k >= 1, "top_k", f"must be positive, got {self.top_k}")
 
     def grad_config(self) -> GradConfig:
-        return GradConfig(mode=self.mode, micro_batch=self.micro_batch, microbatches=self.microbatches,
+        return GradConfig(mode=self.mode, micro_batch=self.microbatch, microbatches=self.microbatches,
                           seq_len=self.seq_len, full_rank=self.full_rank, min_len=self.min_len)
 
     def projection_config(self) -> ProjectionConfig:
-        return ProjectionConfig(d=self.d, seed=self.seed, kind=self.projection, two_stage=self.two_stage,
+        return ProjectionConfig(d=self.dim, seed=self.seed, kind=self.projection, two_stage=self.two_stage,
                                 kron_dim=self.kron_dim, cache_bytes=self.cache_mb << 20)
 
 
@@ -389,7 +409,7 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
         data_cfg = DataConfig(**metas[0]["train"]["data"])
 
     devices = jax.devices()[:cfg.mesh_devices] if cfg.mesh_devices else None
-    mesh = parallel.fit_mesh(cfg.micro_batch, cfg.mesh_data, cfg.mesh_fsdp, devices=devices, what="influence's micro_batch")
+    mesh = parallel.fit_mesh(cfg.microbatch, cfg.mesh_data, cfg.mesh_fsdp, devices=devices, what="influence's micro_batch")
     lrs = [checkpoint_lr(c, mean=True) if m is not None and "mean_lr" in m else 1.0 for c, m in zip(ckpts, metas)]
     weights = checkpoint_weights(lrs)
 
@@ -425,15 +445,15 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
         del model
         fdir = out_dir / "features" / f"ckpt-{i}"
         t1 = time.time()
-        wt = FeatureWriter(fdir / "targets", len(ex_t), cfg.d, cfg.shard_rows)
+        wt = FeatureWriter(fdir / "targets", len(ex_t), cfg.dim, cfg.shard_rows)
         compute_features(ff, ex_t, wt, adam=False, seq_len=cfg.seq_len, bar=bar)
         wt.close()
-        wc = FeatureWriter(fdir / "candidates", len(ex_c), cfg.d, cfg.shard_rows)
+        wc = FeatureWriter(fdir / "candidates", len(ex_c), cfg.dim, cfg.shard_rows)
         compute_features(ff, ex_c, wc, adam=not cfg.sgd, seq_len=cfg.seq_len, bar=bar)
         wc.close()
         timings["features_s"] += time.time() - t1
         info = {"checkpoint": str(c), "step": (meta or {}).get("step"), "mean_lr": lrs[i], "weight": weights[i],
-                "transform": "sgd" if cfg.sgd else "adam", "mode": cfg.mode, "d": cfg.d, "seed": cfg.seed,
+                "transform": "sgd" if cfg.sgd else "adam", "mode": cfg.mode, "d": cfg.dim, "seed": cfg.seed,
                 "projection": cfg.projection, "two_stage": cfg.two_stage or cfg.mode == "full",
                 "n_params": ff.n_params, "tokenizer": fp}
         infos.append(info)

@@ -45,13 +45,23 @@ def _on(monkeypatch, backend: str, cudnn_refuses: str | None = None):
 ])
 def test_auto_picks_by_backend_and_shape(monkeypatch, backend, dtype, T, want):
     _on(monkeypatch, backend)
+    monkeypatch.setattr(attention_select, "GPU_AUTO", ("cudnn", "flash"))  # the order once measured
     cfg = PRESETS["deepseek-coder-1.3b"].replace(compute_dtype=dtype)
     assert cfg.attention == "auto"
     assert attention_select.kernel_for(cfg, T) == want
 
 
+def test_auto_on_gpu_keeps_xla_until_the_kernels_are_measured(monkeypatch, caplog):
+    _on(monkeypatch, "gpu")
+    cfg = PRESETS["deepseek-coder-1.3b"].replace(compute_dtype="bfloat16")
+    with caplog.at_level(logging.INFO, logger="scoder_jax.models.attention_select"):
+        assert attention_select.kernel_for(cfg, 2048) is None
+    assert "not yet measured on a GPU" in caplog.text
+
+
 def test_auto_on_gpu_takes_flash_where_cudnn_refuses_the_shape_and_says_why(monkeypatch, caplog):
     _on(monkeypatch, "gpu", cudnn_refuses="cuDNN refuses T 2048, head_dim 256, bfloat16: The head dim must be <= 128")
+    monkeypatch.setattr(attention_select, "GPU_AUTO", ("cudnn", "flash"))
     cfg = PRESETS["deepseek-coder-1.3b"].replace(compute_dtype="bfloat16")
     with caplog.at_level(logging.INFO, logger="scoder_jax.models.attention_select"):
         assert attention_select.kernel_for(cfg, 2048) == "flash"

@@ -245,7 +245,6 @@ class FeatureFn:
                 raise ConfigError(f"the checkpoint's Adam moments lack '{missing[0]}'")
         self.graphdef, self.diff, self.rest, self.moments = graphdef, diff, rest, moments
         self.d = proj_cfg.d
-        self._zeros = None
         rows = parallel.LOGICAL_RULES["batch"]
         self.batch_sharding = NamedSharding(mesh, P(None, rows, None))
         self.out_sharding = NamedSharding(mesh, P(None, rows, None))
@@ -267,12 +266,8 @@ class FeatureFn:
         if adam and self.moments is None:
             raise ConfigError("the Adam transform needs the checkpoint's moments (or use --sgd)")
         m = self.moments
-        if m is None:  # never read (adam is False), but the compiled function takes them
-            if self._zeros is None:
-                self._zeros = jax.tree.map(jnp.zeros_like, self.diff)
-            m = Moments(self._zeros, self._zeros, 0.9, 0.999, 1e-8)
-        moments = (m.mu, m.nu, np.float32(m.b1), np.float32(m.b2), np.float32(m.eps))
-        out = self.compiled()(self.diff, self.rest, moments, np.bool_(adam), self.projector.mats,
+        moments = (m.mu, m.nu, np.float32(m.b1), np.float32(m.b2), np.float32(m.eps)) if adam else None
+        out = self.compiled()(self.diff, self.rest, moments, bool(adam), self.projector.mats,
                               self.device_batch(batch))
         return host_array(out).reshape(-1, self.d)
 
@@ -282,21 +277,24 @@ def _compiled_features(graphdef, proj_cfg: ProjectionConfig, blocks: tuple, out_
     """The jitted feature function, shared by every checkpoint of one model and projection
     (a second checkpoint, or the targets after the candidates, reuse the compilations).
 
-    (diff, rest, (mu, nu, b1, b2, eps), adam: bool scalar, mats, batch [M, R, T]) -> [M, R, d]
+    (diff, rest, (mu, nu, b1, b2, eps) or None, adam: static bool, mats, batch [M, R, T]) -> [M, R, d]
+
+    `adam` is static: candidates (the Adam direction) and targets (plain gradients) compile
+    apart, and each computes only its own transform.
     """
     projector = Projector(proj_cfg, blocks)
 
     def features(diff, rest, moments, adam, mats, batch):
-        mu, nu, b1, b2, eps = moments
-
         def one(mb):
             g = per_example_grads(graphdef, diff, rest, mb)
-            g = {k: jnp.where(adam, adam_direction(v, mu[k], nu[k], b1, b2, eps), v) for k, v in g.items()}
+            if adam:
+                mu, nu, b1, b2, eps = moments
+                g = {k: adam_direction(v, mu[k], nu[k], b1, b2, eps) for k, v in g.items()}
             return l2_normalize(projector.project(g, mats))
 
         return jax.lax.map(one, batch)
 
-    return jax.jit(features, out_shardings=out_sharding)
+    return jax.jit(features, static_argnames=("adam",), out_shardings=out_sharding)
 
 
 def host_array(x: jax.Array) -> np.ndarray:

@@ -250,7 +250,7 @@ def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
         samples = read_jsonl(ctx.path("seed") / "seed.jsonl")
     else:
         samples = read_jsonl(ctx.path(f"select_{stage.iteration:02d}") / "train.jsonl")
-    return _train(ctx.cfg.synth, synth_training_records(samples), out)
+    return _train(ctx.cfg.synth.train_config(), synth_training_records(samples), out)
 
 
 def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:

@@ -53,6 +53,19 @@ class SeedSection:
 
 
 @dataclass(frozen=True)
+class SynthSection(TrainConfig):
+    """The synthesizer: its fine-tunes (every `TrainConfig` knob) and what it is taught to write."""
+
+    # the reply the synthesizer writes (and the teacher's seed samples hold): [Problem] + [Solution],
+    # or (this project's addition, so execution can check a sample) also [Tests] with asserts
+    format: Literal["problem_solution", "problem_solution_tests"] = "problem_solution_tests"
+
+    def train_config(self) -> TrainConfig:
+        """The trainer's part (the trainer knows nothing of SCoder)."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+@dataclass(frozen=True)
 class SampleSection(Decoding):
     """Multi-checkpoint sampling of each iteration: the decoding knobs (`Decoding`: n,
     temperature, top_p, top_k, min_p, no_repeat_ngram, cut_tests, max_new_tokens) and these."""
@@ -161,7 +174,7 @@ class RunConfig:
     iterations: int = 2
     pool: PoolSection = field(default_factory=PoolSection)
     seed_set: SeedSection = field(default_factory=SeedSection)
-    synth: TrainConfig = field(default_factory=TrainConfig)  # fine-tunes of the synthesizer (S_0 .. S_T)
+    synth: SynthSection = field(default_factory=SynthSection)  # the synthesizer and its fine-tunes (S_0 .. S_T)
     sample: SampleSection = field(default_factory=SampleSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     influence: InfluenceSection = field(default_factory=InfluenceSection)
@@ -220,7 +233,7 @@ def _is_pool_source_path(spec: str) -> bool:
     return not (spec == "stdlib" or spec.startswith("stdlib/") or spec.startswith("tfds:"))
 
 
-def _train_paths(t: TrainConfig, base: Path) -> TrainConfig:
+def _train_paths(t, base: Path):
     model = t.model if _is_named(t.model) else _beside(t.model, base)
     tok = t.tokenizer if t.tokenizer is None or _is_named(t.tokenizer) else _beside(t.tokenizer, base)
     return dataclasses.replace(t, model=model, tokenizer=tok)

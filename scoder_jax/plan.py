@@ -16,6 +16,11 @@ Two independent estimates for one train section (`synth` or `student`) of a proj
     itself in a subprocess with the flag set.
 
 The verdict compares the XLA total (or the formula's, with --no-compile) with --device-memory-gb.
+
+Beside the memory: the size of one training checkpoint on disk (all devices together), what it
+stores: a full fine-tune every parameter and its two Adam moments; a LoRA run the adapters and
+their two moments alone (fp32), with a reference to its base (`train/checkpoints.py`), against
+the base weights it used to store beside them.
 """
 
 from __future__ import annotations
@@ -122,6 +127,36 @@ class Estimate:
     @property
     def total(self) -> int:
         return self.arguments + self.temporaries
+
+
+@dataclass
+class CheckpointSize:
+    """Bytes of one training checkpoint's arrays (orbax's metadata adds some KiB)."""
+
+    params: int  # what params/ holds: every parameter, or the LoRA factors alone
+    moments: int  # Adam's mu and nu for the trainable parameters
+    frozen_base: int  # the base weights a LoRA checkpoint refers to (stored beside it before)
+
+    @property
+    def total(self) -> int:
+        return self.params + self.moments
+
+    @property
+    def before(self) -> int:
+        """What a LoRA checkpoint took when it stored its base too."""
+        return self.total + self.frozen_base
+
+
+def checkpoint_size(mcfg) -> CheckpointSize:
+    """Bytes on disk of one checkpoint of a fine-tune of `mcfg`: full (parameters and Adam moments
+    in the parameter dtype) or LoRA (fp32 adapters and moments; the base is referred to)."""
+    from scoder_jax.models.llama import lora_specs, param_specs
+
+    base = sum(math.prod(s) for s, _ in param_specs(mcfg).values()) * _DTYPE_BYTES[mcfg.param_dtype]
+    if mcfg.lora is None:
+        return CheckpointSize(base, 2 * base, 0)
+    adapters = sum(math.prod(s) for s, _ in lora_specs(mcfg).values()) * 4
+    return CheckpointSize(adapters, 2 * adapters, base)
 
 
 def _local_size(shape, axes, mesh_shape: dict) -> int:
@@ -297,6 +332,12 @@ def render(tcfg, mcfg, mesh_shape, est: Estimate, mem: dict | None, limit_gb: fl
         f"  total                   {_gib(est.total)}",
     ]
     lines += [f"  note: {n}" for n in est.notes]
+    size = checkpoint_size(mcfg)
+    if mcfg.lora is not None:
+        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each (adapters + 2 Adam moments, "
+                     f"base referred to; {_gib(size.before).strip()} with the base stored beside them)")
+    else:
+        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each (parameters + 2 Adam moments)")
     if mem:
         lines += [
             "per device, XLA memory analysis of the compiled train step:",
@@ -327,7 +368,9 @@ def render(tcfg, mcfg, mesh_shape, est: Estimate, mem: dict | None, limit_gb: fl
                         "optimizer": est.optimizer, "batch": est.batch, "arguments": est.arguments,
                         "gradients": est.gradients, "activations": est.activations, "logits": est.logits,
                         "total": est.total},
-            "xla": mem or None, "verdict": verdict}
+            "xla": mem or None, "verdict": verdict,
+            "checkpoint_bytes": {"params": size.params, "moments": size.moments, "total": size.total,
+                                 "with_base": size.before}}
     return "\n".join(lines), data
 
 

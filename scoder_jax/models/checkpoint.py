@@ -376,7 +376,11 @@ def quiet_orbax_item_reads() -> None:
 
 
 def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -> Decoder:
+    """A scoder-jax checkpoint; an adapter-only one (its `scoder_model.json` names a `base`) is
+    composed: the base, checked against its fingerprint (`base_ref.load_base`), plus the adapters."""
     import orbax.checkpoint as ocp
+
+    from scoder_jax.models import base_ref
 
     quiet_orbax_item_reads()
 
@@ -390,7 +394,11 @@ def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise CheckpointError(f"{marker}: malformed ({_short(e)})") from None
     mesh = mesh or parallel.single_device_mesh()
-    model = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+    base = base_ref.BaseRef.from_dict(meta["base"], marker) if "base" in meta else None
+    if base is not None:
+        model = base_ref.load_base(base, cfg, mesh=mesh, where=ckpt_dir)
+    else:
+        model = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
     specs = {**param_specs(cfg), **lora_specs(cfg)}
     target = {}
     for name, (shape, axes) in specs.items():
@@ -406,7 +414,11 @@ def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -
         stored = ckptr.metadata(ckpt_dir / "params")
         stored_tree = getattr(stored, "item_metadata", stored)
         stored_names = set(stored_tree.keys()) if hasattr(stored_tree, "keys") else set(target)
-        missing = [n for n in target if n not in stored_names and not n.startswith("lora_")]
+        if base is None:  # a full checkpoint: every base parameter; LoRA factors it lacks start fresh
+            missing = [n for n in target if n not in stored_names and not n.startswith("lora_")]
+        else:  # adapter-only: every adapter the checkpoint's own config has
+            trained = lora_specs(ModelConfig.from_dict(meta["model"]))
+            missing = [n for n in target if n in trained and n not in stored_names]
         if missing:
             raise CheckpointError(f"{ckpt_dir / 'params'}: parameter '{missing[0]}' is missing")
         target_here = {k: v for k, v in target.items() if k in stored_names}
@@ -416,7 +428,7 @@ def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -
             raise CheckpointError(f"{ckpt_dir / 'params'}: cannot restore ({_short(e)})") from None
     for name, value in restored.items():
         getattr(model, name).set_value(value)
-    fresh = [n for n in target if n not in restored]
+    fresh = [n for n in target if n not in restored and base is None]  # a composed model has the base's
     for i, name in enumerate(fresh):
         shape = specs[name][0]
         getattr(model, name).set_value(jax.device_put(init_value(cfg, name, shape, jax.random.key(i)), target[name].sharding))

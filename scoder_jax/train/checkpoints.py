@@ -1,13 +1,18 @@
 """Training checkpoints: the model, the optimizer state, the step, the learning rate, the data position.
 
 `OUT/checkpoints/<step>/` holds
-  params/            the parameters by name (orbax), as `save_orbax` writes them
-  scoder_model.json  the model config, so `load_model(<step dir>)` loads it like any checkpoint
+  params/            the parameters by name (orbax), as `save_orbax` writes them: every parameter
+                     of a full fine-tune; the LoRA factors alone of a LoRA run (adapter-only)
+  scoder_model.json  the model config (and, adapter-only, the `base` reference), so that
+                     `load_model(<step dir>)` loads it like any checkpoint: an adapter-only one
+                     composed with its base, which must be where it was and unchanged
+                     (`models/base_ref.py`: path or preset + seed, fingerprint, value probe)
   tokenizer/         the run's tokenizer, when it has one
   opt_state/         the optimizer state as a flat dict, keys like `1.mu.wq` (chain index, field,
                      parameter name); `load_adam_moments` reads the Adam moments from it
   meta/metadata      JSON: step, lr (of the update that made this checkpoint), mean_lr (over the
-                     updates since the previous checkpoint), data position, configs, fingerprint
+                     updates since the previous checkpoint), data position, configs, fingerprint,
+                     `base` (adapter-only)
 
 Saving goes through an orbax `CheckpointManager`: asynchronous (the arrays are copied to host
 before `save` returns, written in the background), into a temporary directory renamed into place
@@ -32,6 +37,7 @@ import numpy as np
 
 from scoder_jax.errors import CheckpointError
 from scoder_jax.io import make_temp, write_json_atomic
+from scoder_jax.models.base_ref import BaseRef, check_same_base
 from scoder_jax.models.checkpoint import ORBAX_MARKER, quiet_orbax_item_reads
 from scoder_jax.models.config import ModelConfig
 
@@ -87,12 +93,15 @@ class TrainCheckpointer:
     """Saves and restores training checkpoints under OUT/checkpoints (all processes call it)."""
 
     def __init__(self, out_dir: str | Path, *, keep: int, async_save: bool, model_cfg: ModelConfig,
-                 tokenizer=None):
+                 tokenizer=None, base: BaseRef | None = None):
+        """`base`: the frozen base of a LoRA run; given, checkpoints store the adapters alone and
+        refer to it (without, they store the frozen parameters too, as full checkpoints)."""
         import orbax.checkpoint as ocp
 
         self.dir = checkpoints_dir(out_dir).absolute()
         self.model_cfg = model_cfg
         self.tokenizer = tokenizer
+        self.base = base
         self.primary = jax.process_index() == 0
         if self.primary:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -114,11 +123,15 @@ class TrainCheckpointer:
 
     def save(self, step: int, params: dict, opt_state, meta: dict, frozen: dict | None = None) -> None:
         """`params` are the trainable parameters; `frozen` the rest (a LoRA run's base weights),
-        stored beside them so that the step directory loads as a whole model."""
+        stored beside them, so that the step directory loads as a whole model, unless the
+        checkpointer has a `base` to refer to instead."""
         import orbax.checkpoint as ocp
 
         meta = {**meta, "step": int(step), "model": self.model_cfg.to_dict(), "format": "scoder-jax-train/1",
                 "trainable_names": sorted(params)}
+        if self.base is not None:
+            meta["base"] = self.base.to_dict()
+            frozen = None
         self.mgr.save(step, args=ocp.args.Composite(
             params=ocp.args.StandardSave({**(frozen or {}), **params}),
             opt_state=ocp.args.StandardSave(flatten_state(opt_state)),
@@ -142,6 +155,13 @@ class TrainCheckpointer:
         path = self.dir / str(step)
         meta = read_meta(path)
         check_same_model(meta, self.model_cfg, path)
+        if "base" in meta:  # adapter-only: the frozen parameters are this run's base, if it is the same
+            stored = BaseRef.from_dict(meta["base"], path / "meta" / "metadata")
+            if self.base is None:
+                raise CheckpointError(f"{path}: holds LoRA adapters over the {stored.describe()}, but this run "
+                                      "has no base to compose them with; train into a fresh --out directory")
+            check_same_base(stored, self.base, path)
+            frozen_target = None
         restored = restore_item(path / "params", {**(frozen_target or {}), **params_target})
         params = {k: restored[k] for k in params_target}
         opt_flat = restore_item(path / "opt_state", flatten_state(opt_target))
@@ -237,7 +257,8 @@ def _write_extras(step_dir: Path, meta: dict, tokenizer) -> None:
         except OSError:  # written meanwhile by another lister
             shutil.rmtree(tmp, ignore_errors=True)
     if not marker.exists():
-        write_json_atomic(marker, {"format": "scoder-jax/1", "model": meta["model"]})
+        extra = {"base": meta["base"]} if "base" in meta else {}
+        write_json_atomic(marker, {"format": "scoder-jax/1", "model": meta["model"], **extra})
 
 
 def latest_checkpoint(out_dir: str | Path) -> CheckpointInfo | None:

@@ -284,6 +284,17 @@ def summarize(run: Run, *, final_loss: float, tokens: int, t_start: float, compi
     }
 
 
+def base_reference(run: Run, model: str | None):
+    """A LoRA run's frozen base (`models/base_ref.py`), which its checkpoints refer to rather than
+    store; None for a full fine-tune, whose checkpoints hold every parameter."""
+    from scoder_jax.assets import resolve
+    from scoder_jax.models.base_ref import reference
+
+    if run.mcfg.lora is None:
+        return None
+    return reference(resolve(model or run.cfg.model), seed=run.cfg.seed, cfg=run.mcfg, params=run.frozen)
+
+
 def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Path, *, model: str | None = None,
           tokenizer=None, resume: bool = True) -> dict:
     """Trains and checkpoints into `out_dir`; returns a summary dict.
@@ -295,7 +306,7 @@ def train(cfg: TrainConfig, data: str | Path | Sequence[dict], out_dir: str | Pa
     t_start = time.time()
     run = setup(cfg, data, out_dir, model, tokenizer)
     ckpt = ckpt_lib.TrainCheckpointer(run.out_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save,
-                                      model_cfg=run.mcfg, tokenizer=run.tok)
+                                      model_cfg=run.mcfg, tokenizer=run.tok, base=base_reference(run, model))
     restore(run, ckpt, resume)
     metrics = metrics_lib.MetricsLogger(run.out_dir, tensorboard=cfg.tensorboard, resume_step=run.start)
     try:

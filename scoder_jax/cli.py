@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "sample": "scoder_jax.synth.sample_commands:sample",
     "score": "scoder_jax.score.score_commands:score",
     "export": "scoder_jax.run_commands:export",
+    "student": "scoder_jax.student:student",
 }
 
 

@@ -4,9 +4,10 @@
 report read: config.yaml, manifest.json (every stage done, keys as the pipeline computes them),
 each sample stage's candidates.jsonl (the final set's sample_config.json), each score stage's
 judge.json, judged.jsonl and, from the real `reselect`, scores.jsonl / selected.jsonl /
-summary.json, each influence stage's scores.jsonl and the export stage's dataset (the real
-`export_run`). Ratings rise with the iteration; influence scores sit in a narrow band, as
-they do in real runs (cosines within 1e-3 of each other).
+summary.json, each influence stage's scores.jsonl, the export stage's dataset (the real
+`export_run`) and each eval stage's results.json per benchmark. Ratings rise with the
+iteration; influence scores sit in a narrow band, as they do in real runs (cosines within 1e-3
+of each other).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 from pathlib import Path
 
 from scoder_jax.config import dump_yaml
+from scoder_jax.eval.results import build_results, write_results
 from scoder_jax.io import write_json_atomic, write_jsonl_atomic
 from scoder_jax.runconfig import load_run_config
 
@@ -103,6 +105,10 @@ def fake_run(root: Path, iterations: int = 2, seed: int = 0, overrides: tuple[st
             counts = {"benchmarks": {"humaneval": {"pass@1": p1, "n_problems": 8},
                                      "humaneval+": {"pass@1": p1 / 2, "pass@1_plus": p1 / 4, "n_problems": 8}},
                       "skipped": [], "benchmark": "humaneval", "n_problems": 8, "pass@1": p1}
+            for name, scores in (("humaneval", {"base": {"pass@1": p1}}),  # run_suite's files: one per benchmark
+                                 ("humaneval+", {"base": {"pass@1": p1 / 2}, "plus": {"pass@1": p1 / 4}})):
+                write_results(build_results(name, problems_file=None, n_problems=8, n_samples=8, pass_at_k=scores,
+                                            model=str(out)), out / name.replace("+", "_plus"))
         elif st.kind == "export":
             counts = export_run(run_dir, cfg, out)
         else:

@@ -1,8 +1,8 @@
 """`scoder compare RESULTS_OR_RUN_DIRS...`: the table a paper prints, from results.json files.
 
 Each argument is a results.json, a directory holding one, or a directory searched for them
-(a run directory: every eval stage's results). Rows are models (or samples files), columns
-benchmarks, cells pass@k x 100 with one decimal:
+(a run directory: every eval stage's results; a `scoder student` folder: its student's). Rows
+are models (or samples files), columns benchmarks, cells pass@k x 100 with one decimal:
 
     | model        | HumanEval | HumanEval+ | MBPP | MBPP+ | LCB (2024-08-01..) |
     | demo/final   |      62.2 |       56.1 | 70.9 |  60.3 |               15.4 |
@@ -16,6 +16,7 @@ per date window (the window is part of the number). `--html FILE` writes the sam
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Iterable
 
@@ -46,9 +47,20 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+def _is_student_dir(folder: Path) -> bool:
+    """Whether `folder` is a `scoder student` output folder (its summary.json says so)."""
+    try:
+        return json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("command") == "scoder student"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def row_label(path: Path, rec: dict) -> str:
-    """The row a result belongs to: <run>/<stage dir> inside a run directory, else its model or samples."""
+    """The row a result belongs to: <run>/<stage dir> inside a run directory, <out dir> inside a
+    `scoder student` folder, else its model or samples."""
     for parent in path.parents:
+        if _is_student_dir(parent):
+            return parent.resolve().name
         if (parent / "manifest.json").is_file():
             rel = path.parent.relative_to(parent).parts
             stage = rel[0] if rel else "."

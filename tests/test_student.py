@@ -81,6 +81,18 @@ def test_load_samples_reads_magicoder_skips_rows_without_code(tmp_path):
     assert records[3]["messages"][1]["content"].startswith("```cpp\nint twice")
 
 
+def test_load_samples_reads_a_runs_final_dataset(tmp_path):
+    from scoder_jax.io import read_jsonl
+    from scoder_jax.student import load_samples
+
+    run_dir, _, _ = fake_run(tmp_path)
+    dataset = read_jsonl(run_dir / "final" / "dataset" / "dataset.jsonl")
+    samples, counts, skipped = load_samples(run_dir / "final" / "dataset" / "dataset.jsonl")
+    assert counts["formats"] == {"scoder": len(dataset)} and not skipped and len(dataset) > 0
+    assert [(s["id"], s["problem"], s["solution"]) for s in samples] == \
+        [(r["id"], r["problem"], r["solution"].strip("\n")) for r in dataset]
+
+
 @pytest.mark.parametrize("rows, where, says", [
     ([{"id": "sn-1", "lang": "python", "content": "def f():\n    pass\n", "source": "x.py"}], 1,
      "missing or empty field 'problem'"),  # a snippet pool: another format
@@ -188,6 +200,13 @@ def test_student_on_magicoder_data_then_compare_with_a_run(tmp_path):
     r = scoder("student", "--data", str(data), "--config", "smoke", "--out", str(out), "student.epochs=2")
     assert r.returncode == 2 and "other student settings" in r.stderr
     assert (out / "summary.json").read_text() == before
+    # other eval settings: the trained student is evaluated again, its earlier results replaced
+    r = scoder("student", "--data", str(data), "--config", "smoke", "--out", str(out), "student.epochs=1",
+               "eval.limit=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "already trained" in r.stderr and "evaluating" in r.stderr
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert results["n_problems"] == 1 and json.loads((out / "summary.json").read_text())["eval"]["n_problems"] == 1
 
     run_dir, _, _ = fake_run(tmp_path / "scoder")
     html = tmp_path / "compare.html"

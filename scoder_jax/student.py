@@ -144,7 +144,8 @@ def run_student(data: Path, cfg, config_path: Path, out: Path, *, say=print) -> 
     state["train"] = _train(cfg.student, student_training_records(samples), out / "student")
     state["status"] = "trained"
     save()
-    evaluated = old is not None and old.get("status") == "done" and old.get("evaluated_with") == eval_hash
+    evaluated = (old is not None and old.get("status") == "done" and old.get("evaluated_with") == eval_hash
+                 and (out / "eval").is_dir())
     if cfg.eval.enabled and primary and not evaluated:
         ev = out / "eval"
         if ev.exists() and state.get("evaluated_with") != eval_hash:

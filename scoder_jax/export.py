@@ -10,7 +10,8 @@ Columns (one row per sample):
                                                                  where not rated), an object in JSONL
     influence                                                    its influence score (null: none)
     tests_pass                                                   whether its own tests passed in the
-                                                                 sandbox (null: not executed)
+                                                                 sandbox (null: not executed, or the
+                                                                 run's format has no tests)
     run, config_hash, seed, temperature                          provenance: the run's name, the hash of
                                                                  every config value the dataset depends
                                                                  on (`dataset_config_hash`), the sampling
@@ -172,7 +173,8 @@ def arrow_table(rows: Sequence[dict], aspects: Sequence[str] = ()):
 def export_dataset(records: Iterable[dict], out_dir: str | Path, *, iteration: int | None = None,
                    provenance: Provenance = Provenance()) -> dict:
     """Writes dataset.jsonl, dataset.parquet and summary.json (each atomically) into out_dir;
-    returns counts: rows, and how many of them pass their own tests."""
+    returns counts: rows, and how many of them pass their own tests (None when no row's tests
+    were run: the sample format without tests, or execution off)."""
     import pyarrow.parquet as pq
 
     rows = [export_row(r, iteration, provenance) for r in records]
@@ -181,7 +183,8 @@ def export_dataset(records: Iterable[dict], out_dir: str | Path, *, iteration: i
     n = write_jsonl_atomic(out_dir / "dataset.jsonl", rows)
     with atomic_path(out_dir / "dataset.parquet") as tmp:
         pq.write_table(table, tmp)
-    counts = {"rows": n, "tests_pass": sum(1 for r in rows if r["tests_pass"])}
+    tested = [r["tests_pass"] for r in rows if r["tests_pass"] is not None]
+    counts = {"rows": n, "tests_pass": sum(tested) if tested or not rows else None}
     write_json_atomic(out_dir / "summary.json", {**counts, "columns": list(COLUMNS),
                                                  "provenance": dataclasses.asdict(provenance)})
     return counts

@@ -63,7 +63,7 @@ def _passes(rec: dict) -> bool | None:
     if sig is None:
         score = (rec.get("meta") or {}).get("score")
         sig = score.get("signals") if isinstance(score, dict) else None
-    return None if not isinstance(sig, dict) else bool(sig.get("passes"))
+    return None if not isinstance(sig, dict) or sig.get("passes") is None else bool(sig["passes"])
 
 
 def _fraction(flags: list[bool | None]) -> dict | None:

@@ -19,7 +19,8 @@ Each candidate gets exactly one reason, checked in this order:
 
     no_problem / no_solution   nothing to judge (counted, never selected)
     parse_error                a Python solution that does not parse (with require_parse)
-    failed_tests               a Python candidate whose tests fail (with require_tests_pass)
+    failed_tests               a Python candidate whose tests fail (with require_tests_pass; in the
+                               format without tests, `passes` is None and drops nothing)
     below_threshold            total < threshold
     not_best                   another candidate of its snippet scored higher (ties: smaller id)
     selected
@@ -50,7 +51,7 @@ REASONS: tuple[str, ...] = ("selected", "no_problem", "no_solution", "parse_erro
 class SelectConfig:
     threshold: float | None = None  # None: the weights' suggested threshold, else keep all
     require_parse: bool = True  # drop Python candidates whose solution does not parse
-    require_tests_pass: bool = False  # drop Python candidates whose tests fail
+    require_tests_pass: bool = False  # drop Python candidates whose tests fail (not those never tested)
 
 
 def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), threshold: float | None = None
@@ -69,7 +70,7 @@ def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), thresh
             reason[r["id"]] = "no_solution"
         elif cfg.require_parse and sig is not None and not sig.get("parses"):
             reason[r["id"]] = "parse_error"
-        elif cfg.require_tests_pass and sig is not None and not sig.get("passes"):
+        elif cfg.require_tests_pass and sig is not None and sig.get("passes") is not None and not sig["passes"]:
             reason[r["id"]] = "failed_tests"
         elif thr is not None and total < thr:
             reason[r["id"]] = "below_threshold"
@@ -108,10 +109,13 @@ def _judge_identity(judge, judge_name: str) -> dict:
 
 def score_candidates(candidates: Sequence[dict], judge, out_dir: str | Path, *, judge_name: str = "",
                      weights: Weights | None = None, select: SelectConfig = SelectConfig(), use_exec: bool = True,
-                     limits=None, workers: int | None = None, chunk: int = 256, progress: bool = False) -> dict:
+                     limits=None, workers: int | None = None, chunk: int = 256, progress: bool = False,
+                     tests: bool = True) -> dict:
     """Judges and executes the candidates not yet in `out_dir/judged.jsonl`, then totals and
     selects (see the module docstring). `judge` is a `score.judge.Judge`; `weights` default to
-    `Weights.default(aspects)`. Returns the summary (also written to summary.json)."""
+    `Weights.default(aspects)`. `tests=False` (sample format "problem_solution"): the execution
+    signals are parses and runs only (`signals.execution_signals`). Returns the summary (also
+    written to summary.json)."""
     from scoder_jax.score.signals import execution_signals
 
     out_dir = Path(out_dir)
@@ -143,7 +147,8 @@ def score_candidates(candidates: Sequence[dict], judge, out_dir: str | Path, *, 
             for k in range(0, len(todo), chunk):
                 part = todo[k:k + chunk]
                 res = judge.score(part)
-                sigs = execution_signals(part, limits=limits, workers=workers) if use_exec else [None] * len(part)
+                sigs = execution_signals(part, limits=limits, workers=workers, tests=tests) if use_exec \
+                    else [None] * len(part)
                 for i, c in enumerate(part):
                     unscored = res.skipped.get(i, "")
                     out.write({
@@ -217,7 +222,9 @@ def reselect(candidates: Sequence[dict], out_dir: str | Path, *, weights: Weight
         "mean_total": float(np.mean([r["total"] for r in scored if r["total"] is not None])) if judged else None,
         "truncated": sum(1 for r in scored if r.get("truncated")),
         "executed": len(py),
-        "signal_rates": {s: float(np.mean([bool(r["signals"].get(s)) for r in py])) for s in SIGNALS} if py else {},
+        # over the candidates a signal was checked for (None: not checked, e.g. passes without tests)
+        "signal_rates": {s: float(np.mean(v)) for s in SIGNALS
+                         if (v := [bool(r["signals"][s]) for r in py if r["signals"].get(s) is not None])},
     }
     write_json_atomic(out_dir / "summary.json", summary)
     return summary

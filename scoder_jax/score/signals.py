@@ -8,6 +8,10 @@ Generated code is hostile: it only ever runs through `execution.run_many` (a fre
 interpreter per program). A solution that does not parse is not run (runs = passes = False);
 tests that do not parse are not run (passes = False). Candidates in other languages get
 `None`: the project executes Python only, and their scores carry no execution term.
+
+In the sample format without tests ("problem_solution", `tests=False`) only what can be checked
+is: parses and runs; `passes` is None (not checked), never False, so a selection that requires
+passing tests does not drop a candidate for having none.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ def test_program(solution: str, tests: str) -> str:
 
 
 def execution_signals(candidates: Sequence[dict], *, limits=None, workers: int | None = None,
-                      progress: bool = False) -> list[dict | None]:
+                      progress: bool = False, tests: bool = True) -> list[dict | None]:
     """Per candidate: None (not Python) or {"parses", "runs", "passes": bool, "run_status",
-    "test_status": a `sandbox_types.STATUSES` value or "not_run", "detail": a short reason}."""
+    "test_status": a `sandbox_types.STATUSES` value or "not_run", "detail": a short reason}.
+    `tests=False` (format "problem_solution"): no test program is run, "passes" is None."""
     from scoder_jax.score import execution
     from scoder_jax.score.sandbox_types import Limits
 
@@ -50,9 +55,9 @@ def execution_signals(candidates: Sequence[dict], *, limits=None, workers: int |
     for i, c in enumerate(candidates):
         if not is_python(c.get("lang") or "python"):
             continue
-        solution, tests = c.get("solution") or "", c.get("tests") or ""
-        sig = {"parses": False, "runs": False, "passes": False, "run_status": "not_run", "test_status": "not_run",
-               "detail": ""}
+        solution, test_code = c.get("solution") or "", c.get("tests") or ""
+        sig = {"parses": False, "runs": False, "passes": False if tests else None, "run_status": "not_run",
+               "test_status": "not_run", "detail": ""}
         out[i] = sig
         if not solution.strip():
             sig["detail"] = "no solution"
@@ -61,14 +66,15 @@ def execution_signals(candidates: Sequence[dict], *, limits=None, workers: int |
             sig["detail"] = "the solution does not parse"
             continue
         sig["parses"] = True
-        tests_ok = bool(tests.strip()) and _parses(tests)
-        if not tests_ok:
-            sig["detail"] = "no tests" if not tests.strip() else "the tests do not parse"
         programs.append(solution)
         slots.append((i, "run"))
-        if tests_ok:
-            programs.append(test_program(solution, tests))
+        if not tests:
+            continue
+        if test_code.strip() and _parses(test_code):
+            programs.append(test_program(solution, test_code))
             slots.append((i, "test"))
+        else:
+            sig["detail"] = "no tests" if not test_code.strip() else "the tests do not parse"
     if programs:
         outcomes = _run(programs, limits, workers, progress, execution)
         for (i, kind), o in zip(slots, outcomes):

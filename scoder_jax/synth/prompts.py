@@ -1,10 +1,13 @@
-"""The synthesis prompt (OSS-Instruct style, with tests) and a tolerant parser for its replies.
+"""The synthesis prompt (OSS-Instruct style) and a tolerant parser for its replies.
 
-Input: a code snippet and its language. Output asked of the model, in three sections:
+Input: a code snippet and its language. Output asked of the model, in the sections of the
+sample format (`FORMATS`, the run config's `synth.format`):
 
     [Problem]   a completely self-contained problem statement
     [Solution]  one fenced code block in the snippet's language
     [Tests]     one fenced code block with assertions in the same language
+                (format "problem_solution_tests" only: this project's addition, so that
+                execution can check a sample; "problem_solution" is the paper's (q, s) pair)
 
 Language policy. As OSS-Instruct does, the problem and solution keep the snippet's
 language, so the synthesizer learns every language of the pool. Tests are asked for in that
@@ -20,8 +23,13 @@ after the code, tests embedded in the solution (after a `# Tests` comment line, 
 top-level `assert`s in Python). Anything it cannot use is rejected with one reason from
 `REASONS`; `tally` counts them.
 
-`PROMPT_VERSION` names this prompt and parser contract: the teacher cache is keyed by it, so a
-change to the wording must bump it.
+`PROMPT_VERSION` names this prompt and parser contract (`prompt_version(fmt)` per format): the
+teacher cache is keyed by it, so a change to the wording must bump it.
+
+In the "problem_solution" format no tests are asked for, parsed or required: `parse_response`
+reads the [Problem] and [Solution] sections and returns `tests == ""` (a [Tests] section the
+model writes anyway only ends the solution; asserts inside the solution stay part of it), and
+`format_response` writes no [Tests] section.
 """
 
 from __future__ import annotations
@@ -33,7 +41,28 @@ import warnings
 from collections import Counter
 from typing import Iterable
 
-PROMPT_VERSION = "oss-instruct-tests-v1"
+PROMPT_VERSION = "oss-instruct-tests-v1"  # the "problem_solution_tests" format (the default)
+FORMATS: tuple[str, ...] = ("problem_solution", "problem_solution_tests")
+DEFAULT_FORMAT = "problem_solution_tests"
+_PROMPT_VERSIONS = {"problem_solution": "oss-instruct-v1", "problem_solution_tests": PROMPT_VERSION}
+
+
+def check_format(fmt: str) -> str:
+    """`fmt` if it names a sample format, else ValueError naming the known ones."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown sample format {fmt!r} (one of {', '.join(FORMATS)})")
+    return fmt
+
+
+def has_tests(fmt: str) -> bool:
+    """Whether samples of format `fmt` carry tests."""
+    return check_format(fmt) == "problem_solution_tests"
+
+
+def prompt_version(fmt: str = DEFAULT_FORMAT) -> str:
+    """The name of the prompt and parser contract of format `fmt` (teacher cache and sampling key)."""
+    return _PROMPT_VERSIONS[check_format(fmt)]
+
 
 # Rejection reasons, in the order the parser checks them.
 REASONS: tuple[str, ...] = (
@@ -55,6 +84,14 @@ SYSTEM_PROMPT = (
     "You are an expert programmer and teacher. You write high-quality, self-contained "
     "programming problems together with correct reference solutions and tests that check them."
 )
+SYSTEM_PROMPT_NO_TESTS = (
+    "You are an expert programmer and teacher. You write high-quality, self-contained "
+    "programming problems together with correct reference solutions."
+)
+
+
+def system_prompt(fmt: str = DEFAULT_FORMAT) -> str:
+    return SYSTEM_PROMPT if has_tests(fmt) else SYSTEM_PROMPT_NO_TESTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +160,10 @@ def _fenced(code: str, tag: str) -> str:
     return f"{fence}{tag}\n{code.rstrip()}\n{fence}"
 
 
-def build_user_prompt(snippet: str, lang: str) -> str:
-    """The instruction for one snippet (the user turn)."""
+def build_user_prompt(snippet: str, lang: str, fmt: str = DEFAULT_FORMAT) -> str:
+    """The instruction for one snippet (the user turn), asking for the sections of format `fmt`."""
     L = language(lang)
+    tests = has_tests(fmt)
     if L.tag == "python":
         tests_rule = (
             "at least three plain `assert` statements (no test framework, no printing, no "
@@ -146,49 +184,53 @@ def build_user_prompt(snippet: str, lang: str) -> str:
             f"Use only {L.name}'s standard library. The code must compile or run as is: no "
             "placeholders, no reading input, no network or file access."
         )
+    what = ", a correct reference solution and tests for it" if tests else " and a correct reference solution"
     return (
         f"Draw inspiration from the {L.name} code snippet below to write one high-quality "
-        "programming problem, a correct reference solution and tests for it.\n\n"
+        f"programming problem{what}.\n\n"
         "Code snippet for inspiration:\n"
         f"{_fenced(snippet, L.tag)}\n\n"
-        "Reply with exactly three sections, each introduced by its header on a line of its own, "
-        "in this order:\n\n"
+        f"Reply with exactly {'three' if tests else 'two'} sections, each introduced by its header on a line "
+        "of its own, in this order:\n\n"
         "[Problem]\n"
         "A completely self-contained problem statement. Do not mention the snippet: state every "
         "definition, input and output format, constraint and edge case the reader needs, and name "
         "the function or class to implement with its exact signature.\n\n"
         "[Solution]\n"
-        f"A complete and correct solution in {L.name}, in a single ```{L.tag} code block. {run_rule}\n\n"
-        "[Tests]\n"
-        f"A single ```{L.tag} code block with {tests_rule}\n"
+        f"A complete and correct solution in {L.name}, in a single ```{L.tag} code block. {run_rule}\n"
+        + (f"\n[Tests]\nA single ```{L.tag} code block with {tests_rule}\n" if tests else "")
     )
 
 
-def build_messages(snippet: str, lang: str) -> list[dict]:
+def build_messages(snippet: str, lang: str, fmt: str = DEFAULT_FORMAT) -> list[dict]:
     """Chat messages (system + user) for an OpenAI-compatible chat endpoint or a chat template."""
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": build_user_prompt(snippet, lang)},
+        {"role": "system", "content": system_prompt(fmt)},
+        {"role": "user", "content": build_user_prompt(snippet, lang, fmt)},
     ]
 
 
-def build_prompt_text(snippet: str, lang: str) -> str:
+def build_prompt_text(snippet: str, lang: str, fmt: str = DEFAULT_FORMAT) -> str:
     """The same prompt as plain text, for a raw completion model (no chat template).
 
     Ends with the `[Problem]` header, so the model's continuation is parsed with
-    `parse_response("[Problem]\\n" + continuation, lang)`.
+    `parse_response("[Problem]\\n" + continuation, lang, fmt=fmt)`.
     """
-    return f"{SYSTEM_PROMPT}\n\n{build_user_prompt(snippet, lang)}\n[Problem]\n"
+    return f"{system_prompt(fmt)}\n\n{build_user_prompt(snippet, lang, fmt)}\n[Problem]\n"
 
 
-def format_response(problem: str, solution: str, tests: str, lang: str) -> str:
-    """The canonical reply: what the synthesizer is trained to write; `parse_response` reads it back."""
+def format_response(problem: str, solution: str, tests: str, lang: str, fmt: str = DEFAULT_FORMAT) -> str:
+    """The canonical reply in format `fmt`: what the synthesizer is trained to write;
+    `parse_response(..., fmt=fmt)` reads it back. "problem_solution" leaves `tests` out;
+    "problem_solution_tests" needs them (ValueError for empty tests: the parser would reject
+    the reply, so a synthesizer must never be taught to write it)."""
     tag = language(lang).tag
-    return (
-        f"[Problem]\n{problem.strip()}\n\n"
-        f"[Solution]\n{_fenced(solution, tag)}\n\n"
-        f"[Tests]\n{_fenced(tests, tag)}\n"
-    )
+    reply = f"[Problem]\n{problem.strip()}\n\n[Solution]\n{_fenced(solution, tag)}\n"
+    if not has_tests(fmt):
+        return reply
+    if not (tests or "").strip():
+        raise ValueError("format problem_solution_tests needs tests, got none")
+    return f"{reply}\n[Tests]\n{_fenced(tests, tag)}\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,7 +556,8 @@ def _cut_tests(text: str, L, max_lines: int = 64) -> str | None:
     return None
 
 
-def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False) -> ParseResult:
+def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False,
+                   fmt: str = DEFAULT_FORMAT) -> ParseResult:
     """Parses a reply in the `[Problem]`/`[Solution]`/`[Tests]` format (or a variant).
 
     Returns `ParseResult(ok=True, problem, solution, tests)` or a rejection whose `reason` is
@@ -522,7 +565,10 @@ def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False) 
     `cut_tests`: a reply cut off (max tokens) inside its [Tests] block keeps the whole
     statements before the cut instead of being rejected as truncated (`tests_cut` says so);
     a small synthesizer tends to write asserts until it runs out of tokens.
+    `fmt` "problem_solution": [Problem] and [Solution] only; tests are neither looked for nor
+    required, and the result's `tests` is "" (see the module docstring).
     """
+    tests_wanted = has_tests(fmt)
     if not text or not text.strip():
         return ParseResult.reject("empty")
     L = language(lang)
@@ -530,7 +576,7 @@ def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False) 
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     sections, truncated = _sections(text)
     cut = False
-    if truncated and cut_tests:
+    if truncated and cut_tests and tests_wanted:
         trimmed = _cut_tests(text, L)
         if trimmed is not None:
             sections, truncated = _sections(trimmed)
@@ -549,6 +595,13 @@ def parse_response(text: str, lang: str = "python", *, cut_tests: bool = False) 
         reason = {"empty": "empty_solution", "wrong_language": "wrong_language",
                   "not_code": "solution_not_code", "syntax_error": "solution_syntax_error"}[why]
         return ParseResult.reject(reason, f"the [Solution] section: {why.replace('_', ' ')}")
+    if not tests_wanted:
+        if python:
+            stree = _py_tree(solution)
+            if stree is None or not _py_is_code(stree):
+                return ParseResult.reject("solution_not_code" if stree is not None else "solution_syntax_error",
+                                          "the solution is not usable Python")
+        return ParseResult(ok=True, problem=problem, solution=solution.strip("\n"))
     if "tests" in sections:
         tests, why = _extract_code(sections["tests"], L)
         if why in ("empty", "not_code"):

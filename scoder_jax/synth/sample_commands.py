@@ -22,6 +22,9 @@ import click
 @click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=0.95, show_default=True)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["problem_solution", "problem_solution_tests"]),
+              default="problem_solution_tests", show_default=True,
+              help="Sample format asked for and parsed: [Problem] + [Solution], or also [Tests] with asserts.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N snippets of the pool.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Decode slots of the sampling engine.")
@@ -34,7 +37,7 @@ import click
 @click.option("--merge", "merge_only", is_flag=True,
               help="Only merge the shards in --out (after independent jobs finished) and print the summary.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_tokens, seed, limit, max_batch,
+def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_tokens, seed, fmt, limit, max_batch,
            tokenizer, skip_missing, process_index, process_count, merge_only, progress):
     """Sample candidates from each synthesizer checkpoint, N per snippet.
 
@@ -63,7 +66,7 @@ def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_t
 
     parallel.maybe_initialize_distributed()
     cfg = SampleConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-                       max_batch=max_batch, skip_missing=skip_missing, process_index=process_index,
+                       format=fmt, max_batch=max_batch, skip_missing=skip_missing, process_index=process_index,
                        process_count=process_count, tokenizer=str(tokenizer) if tokenizer else None)
     snippets = read_snippets(snippets_path, limit)
     summary = sample_candidates(snippets, [str(c) for c in checkpoints], out_dir, cfg, progress=progress)

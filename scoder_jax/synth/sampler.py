@@ -4,6 +4,7 @@
 (`prompts.build_messages`) with the synthesizer's chat template, samples `cfg.n` replies from
 every checkpoint through one `generate.Engine` (`set_model` swaps checkpoints, nothing
 recompiles), parses each reply with `prompts.parse_response` and streams the results to disk.
+Prompt and parser follow `cfg.format`, the sample format (with or without [Tests]).
 
 Work is cut into *units*, one per (snippet, checkpoint). A unit's records are appended and
 fsynced, then its done marker; a rerun skips the units marked done and first drops any record
@@ -46,7 +47,7 @@ from scoder_jax.config import require
 from scoder_jax.errors import CheckpointError, ConfigError, DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import PROMPT_VERSION, REASONS, build_messages, parse_response
+from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS, REASONS, build_messages, parse_response, prompt_version
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ class SampleConfig(Decoding):
     process_count: int | None = None  # None: jax.process_count()
     skip_missing: bool = False  # skip (and count) missing checkpoints instead of failing
     tokenizer: str | None = None  # tokenizer path; None: the first checkpoint's own
+    format: str = DEFAULT_FORMAT  # the sample format asked for and parsed (prompts.FORMATS)
 
     def __post_init__(self):
         super().__post_init__()
+        require(self.format in FORMATS, "format", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")
         require(self.max_batch >= 1, "max_batch", f"must be >= 1, got {self.max_batch}")
         require(self.prompts_per_call >= 1, "prompts_per_call", f"must be >= 1, got {self.prompts_per_call}")
 
@@ -100,7 +103,9 @@ class SampleConfig(Decoding):
         """What determines the samples: a rerun into the same directory must match it."""
         fp = {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
               "min_p": self.min_p, "max_new_tokens": self.max_new_tokens, "seed": self.seed,
-              "stop_strings": list(self.stop_strings), "prompt_version": PROMPT_VERSION}
+              "stop_strings": list(self.stop_strings), "prompt_version": prompt_version(self.format)}
+        if self.format != DEFAULT_FORMAT:  # (the default is left out: directories sampled before it existed match)
+            fp["format"] = self.format
         if self.no_repeat_ngram:
             fp["no_repeat_ngram"] = self.no_repeat_ngram
         if self.cut_tests:
@@ -189,17 +194,18 @@ def snippet_fields(rec: Any, where: str = "") -> tuple[dict | None, str]:
 
 
 def unit_records(snippet: dict, ckpt: CheckpointRef, seed: int, outputs: Iterable[tuple[int, str, str, int]],
-                 cut_tests: bool = False) -> tuple[list[dict], list[dict]]:
+                 cut_tests: bool = False, fmt: str = DEFAULT_FORMAT) -> tuple[list[dict], list[dict]]:
     """The records of one unit from its replies `(sample_index, text, finish_reason, n_tokens)`:
     (candidates, rejects). Candidates are Sample records; rejects keep the raw text and reason.
-    `cut_tests`: keep replies cut off inside [Tests] (`prompts.parse_response`), tagged meta.tests_cut."""
+    `cut_tests`: keep replies cut off inside [Tests] (`prompts.parse_response`), tagged meta.tests_cut.
+    `fmt`: the sample format the replies are parsed in ("problem_solution": tests are "")."""
     pid = unit_prompt_id(snippet["id"], ckpt.index)
     cands, rejects = [], []
     for s, text, finish, n_tokens in sorted(outputs, key=lambda o: o[0]):
         cid = candidate_id(snippet["id"], ckpt.path, ckpt.index, s, seed)
         tags = {"checkpoint": ckpt.path, "checkpoint_step": ckpt.step, "checkpoint_index": ckpt.index,
                 "sample_index": s, "seed": seed, "prompt_id": pid}
-        pr = parse_response(text, snippet["lang"], cut_tests=cut_tests and finish == "length")
+        pr = parse_response(text, snippet["lang"], cut_tests=cut_tests and finish == "length", fmt=fmt)
         if pr.ok:
             cands.append({
                 "id": cid, "snippet_id": snippet["id"], "snippet": snippet["content"], "lang": snippet["lang"],
@@ -376,7 +382,7 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
                     chunk = units[c0:c0 + cfg.prompts_per_call]
                     ids, keep = [], []
                     for s in chunk:
-                        toks = tok.encode_chat(build_messages(s["content"], s["lang"]))
+                        toks = tok.encode_chat(build_messages(s["content"], s["lang"], cfg.format))
                         if len(toks) + cfg.max_new_tokens > ctx:
                             marker = {"snippet_id": s["id"], "checkpoint_index": ref.index, "candidates": 0,
                                       "rejects": 0, "skipped": "prompt_too_long", "prompt_tokens": len(toks)}
@@ -398,7 +404,8 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
                         if len(got[c.prompt_index]) < cfg.n:
                             return
                         snip = keep[c.prompt_index]
-                        cands, rejects = unit_records(snip, ref, cfg.seed, got.pop(c.prompt_index), cfg.cut_tests)
+                        cands, rejects = unit_records(snip, ref, cfg.seed, got.pop(c.prompt_index), cfg.cut_tests,
+                                                      cfg.format)
                         for r in cands:
                             cand_out.write(r)
                         for r in rejects:

@@ -1,5 +1,16 @@
 """Importing an existing seed set (`scoder seed --import`, the pipeline's seed stage):
 Magicoder OSS-Instruct JSONL or this project's own Sample JSONL, merged into `out_dir/seed.jsonl`.
+
+Tests and the sample format. Magicoder OSS-Instruct has no tests; asserts embedded in a
+solution's code become the sample's tests, otherwise its tests are "". What happens to a sample
+without tests depends on the run's sample format (`synth.format`, `fmt` here):
+
+    None                     kept (a format-agnostic import: `scoder seed --import`)
+    problem_solution         kept: the synthesizer is taught [Problem] + [Solution] only
+    problem_solution_tests   dropped and counted (`dropped_no_tests`, with the first file:lines):
+                             a synthesizer taught an empty [Tests] block writes replies the
+                             parser rejects. (Having a teacher write the missing tests is not
+                             implemented; convert such a set with `scoder seed --snippets`.)
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from typing import Any
 from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import extract_code, language, split_embedded_tests
+from scoder_jax.synth.prompts import check_format, extract_code, has_tests, language, split_embedded_tests
 
 
 def _import_record(rec: Any) -> tuple[dict | None, str]:
@@ -66,14 +77,16 @@ def _import_record(rec: Any) -> tuple[dict | None, str]:
     }, ""
 
 
-def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
+def import_seed(path: Path, out_dir: Path, *, strict: bool = False, fmt: str | None = None) -> dict:
     """Imports a seed set (Magicoder OSS-Instruct JSONL, or this project's Sample JSONL) into
     `out_dir/seed.jsonl`, merged by id with what is already there.
 
     Lines that cannot be used are skipped and recorded in `out_dir/import_errors.jsonl` with
     their file:line (or, with `strict`, the first one raises DataError). A file with no usable
-    line at all raises DataError and writes nothing.
+    line at all raises DataError and writes nothing. `fmt` "problem_solution_tests" drops (and
+    counts, never raises for) samples without tests; see the module docstring.
     """
+    need_tests = fmt is not None and has_tests(check_format(fmt))
     path, out_dir = Path(path), Path(out_dir)
     if not path.is_file():
         raise DataError(f"{path}: no such file (--import expects a JSONL file)")
@@ -87,6 +100,7 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
     errors: list[dict] = []
     counts: Counter = Counter()
     formats: Counter = Counter()
+    dropped: list[str] = []  # file:line of samples without tests that the format needs
     opener = _open_lines(path)
     with opener as lines:
         for lineno, line in enumerate(lines, 1):
@@ -105,6 +119,9 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
                 errors.append({"file": str(path), "line": lineno, "reason": why})
                 counts["skipped"] += 1
                 continue
+            if need_tests and not rec["tests"].strip():
+                dropped.append(where)
+                continue
             counts["read"] += 1
             formats[rec["meta"]["import_format"]] += 1
             if rec["id"] in ids:
@@ -112,6 +129,10 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
                 continue
             ids.add(rec["id"])
             new.append(rec)
+    if not counts["read"] and dropped:
+        raise DataError(f"{path}: none of its {len(dropped)} usable sample(s) has tests (first: {dropped[0]}), and "
+                        "the sample format problem_solution_tests needs them (Magicoder OSS-Instruct has none); use "
+                        "synth.format=problem_solution, or a seed set with tests; nothing written")
     if not counts["read"]:  # a file in another format (or empty): write nothing, not an empty seed set
         first = f" (first: {errors[0]['file']}:{errors[0]['line']}: {errors[0]['reason']})" if errors else ""
         raise DataError(f"{path}: no usable sample in {counts['skipped']} line(s){first}; --import expects "
@@ -127,6 +148,8 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False) -> dict:
         "skipped": counts["skipped"],
         "formats": dict(formats),
         "with_tests": sum(1 for r in new if r["tests"].strip()),
+        "dropped_no_tests": len(dropped),
+        "first_dropped_no_tests": dropped[:5],
         "total": len(existing) + len(new),
         "first_errors": [f"{e['file']}:{e['line']}: {e['reason']}" for e in errors[:5]],
     }

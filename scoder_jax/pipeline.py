@@ -53,15 +53,16 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
     T = cfg.iterations
     st = [
         Stage("pool", "pool", (), ("seed", "pool"), "pool"),
-        Stage("seed", "seed", (), ("seed_set",), "seed"),
+        Stage("seed", "seed", (), ("seed_set", "synth.format"), "seed"),
         Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0),
     ]
     for t in range(1, T + 1):
         it = f"iter_{t:02d}"
         prev = f"sft_{t - 1:02d}"
         st += [
-            Stage(f"sample_{t:02d}", "sample", ("pool", prev), ("seed", "sample"), f"{it}/samples", t),
-            Stage(f"score_{t:02d}", "score", (f"sample_{t:02d}",), ("score", "synth.model"), f"{it}/scores", t),
+            Stage(f"sample_{t:02d}", "sample", ("pool", prev), ("seed", "sample", "synth.format"), f"{it}/samples", t),
+            Stage(f"score_{t:02d}", "score", (f"sample_{t:02d}",), ("score", "synth.model", "synth.format"),
+                  f"{it}/scores", t),
             Stage(f"influence_{t:02d}", "influence", (f"score_{t:02d}", prev, "seed"), ("influence",),
                   f"{it}/influence", t),
             Stage(f"select_{t:02d}", "select", (f"influence_{t:02d}", "seed"), ("influence.keep",), f"{it}/selected", t),
@@ -72,8 +73,9 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
     last = f"sft_{T:02d}"
     st += [
         Stage("final_sample", "sample", ("pool", last), ("seed", "final", "sample.snippets_per_iteration",
-                                                         "sample.checkpoints", "sample.batch"), "final/samples", T + 1),
-        Stage("final_score", "score", ("final_sample",), ("score", "synth.model"), "final/scores", T + 1),
+                                                         "sample.checkpoints", "sample.batch", "synth.format"),
+              "final/samples", T + 1),
+        Stage("final_score", "score", ("final_sample",), ("score", "synth.model", "synth.format"), "final/scores", T + 1),
         Stage("export", "export", ("final_score",), (), "final/dataset"),
         Stage("student", "student", ("export",), ("seed", "student"), "final/student"),
     ]
@@ -194,7 +196,7 @@ def run_seed(ctx: Context, stage: Stage, out: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"seed_set.source: {path}: no such file")
     with atomic_path(out / "import", is_dir=True) as tmp:
-        import_seed(path, tmp, strict=True)
+        imported = import_seed(path, tmp, strict=True, fmt=ctx.cfg.synth.format)
     records = read_jsonl(out / "import" / "seed.jsonl")
     limit = ctx.cfg.seed_set.limit
     if limit and ctx.cfg.seed_set.shortest:
@@ -206,17 +208,24 @@ def run_seed(ctx: Context, stage: Stage, out: Path) -> dict:
     if not records:
         raise ScoderError(f"{path}: the seed set is empty")
     n = write_jsonl_atomic(out / "seed.jsonl", records)
-    return {"samples": n}
+    if imported["dropped_no_tests"]:
+        log.warning("seed: dropped %d samples without tests (synth.format is problem_solution_tests); first: %s",
+                    imported["dropped_no_tests"], ", ".join(imported["first_dropped_no_tests"]))
+    return {"samples": n, "dropped_no_tests": imported["dropped_no_tests"]}
 
 
-def synth_training_records(samples: list[dict]) -> list[dict]:
-    """Samples -> chat records that teach the synthesizer: snippet prompt in, formatted sample out."""
-    from scoder_jax.synth.prompts import build_messages, format_response
+def synth_training_records(samples: list[dict], fmt: str = "problem_solution_tests") -> list[dict]:
+    """Samples -> chat records that teach the synthesizer: snippet prompt in, sample out, both in
+    the sample format `fmt` (synth.format)."""
+    from scoder_jax.synth.prompts import build_messages, format_response, has_tests
 
     out = []
     for s in samples:
-        msgs = build_messages(s["snippet"], s.get("lang", "python"))
-        reply = format_response(s["problem"], s["solution"], s.get("tests", ""), s.get("lang", "python"))
+        if has_tests(fmt) and not (s.get("tests") or "").strip():
+            raise ScoderError(f"sample {s['id']!r} has no tests, and synth.format problem_solution_tests teaches the "
+                              "synthesizer to write them; use synth.format=problem_solution")
+        msgs = build_messages(s["snippet"], s.get("lang", "python"), fmt)
+        reply = format_response(s["problem"], s["solution"], s.get("tests", ""), s.get("lang", "python"), fmt)
         out.append({"id": s["id"], "messages": msgs + [{"role": "assistant", "content": reply}]})
     return out
 
@@ -250,7 +259,7 @@ def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
         samples = read_jsonl(ctx.path("seed") / "seed.jsonl")
     else:
         samples = read_jsonl(ctx.path(f"select_{stage.iteration:02d}") / "train.jsonl")
-    return _train(ctx.cfg.synth.train_config(), synth_training_records(samples), out)
+    return _train(ctx.cfg.synth.train_config(), synth_training_records(samples, ctx.cfg.synth.format), out)
 
 
 def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:
@@ -288,7 +297,7 @@ def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
     scfg = SampleConfig(**s.decoding(), seed=ctx.cfg.seed + 1000 * (stage.iteration or 0),
-                        max_batch=ctx.cfg.sample.batch)
+                        max_batch=ctx.cfg.sample.batch, format=ctx.cfg.synth.format)
     summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
     if "merged" not in summary:  # several processes sampled a share each: the primary joins them
         parallel.barrier(f"{stage.name}/sampled")
@@ -339,7 +348,8 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
     judge = load_judge(path, aspects)
     summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights,
                                select=sc.selection(),
-                               use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress)
+                               use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress,
+                               tests=ctx.cfg.synth.format == "problem_solution_tests")
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or k == "reasons"}
 
 
@@ -360,7 +370,8 @@ def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
     icfg = InfluenceConfig(**{**ic.method(), "mode": mode, "sgd": ic.sgd or mode == "full",
                               "seq_len": ic.seq_len or ctx.cfg.synth.seq_len},
                            keep=1.0, seed=ctx.cfg.seed, progress=ctx.progress)  # select_t keeps influence.keep
-    summary = influence(synth_training_records(kept), synth_training_records(targets), checkpoints, out, icfg)
+    fmt = ctx.cfg.synth.format
+    summary = influence(synth_training_records(kept, fmt), synth_training_records(targets, fmt), checkpoints, out, icfg)
     return {"candidates": len(kept), "targets": len(targets), "checkpoints": len(checkpoints), "mode": mode,
             **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 

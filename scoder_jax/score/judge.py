@@ -59,6 +59,12 @@ DEFAULT_ASPECTS: tuple[Aspect, ...] = (
 )
 
 JUDGE_SYSTEM = "You are a strict, fair reviewer of programming exercises."
+# A default rubric that mentions tests -> its wording for a candidate without tests (the sample
+# format "problem_solution"): the judge is never asked about tests that are not there.
+RUBRICS_WITHOUT_TESTS = {
+    next(a.rubric for a in DEFAULT_ASPECTS if a.name == "consistency"):
+        "Does the solution match the problem (task, names, signatures)? 0: unrelated; 9: consistent.",
+}
 
 
 def aspects_from(spec: Sequence[dict] | None) -> tuple[Aspect, ...]:
@@ -90,20 +96,24 @@ def judge_messages(candidate: dict, aspect: Aspect, aspects: Sequence[Aspect] | 
 
     Layout: instructions and every aspect's rubric (the same for all candidates), then the
     exercise (the same for all aspects of a candidate), then the one-line aspect question.
-    `aspects` lists the rubrics shown (default: just `aspect`'s).
+    `aspects` lists the rubrics shown (default: just `aspect`'s). A candidate without tests
+    (format "problem_solution") gets no Tests part and rubrics that do not mention tests.
     """
     aspects = tuple(aspects) if aspects else (aspect,)
     tag = language(candidate.get("lang") or "python").tag
     snippet = (candidate.get("snippet") or "").strip("\n")
-    rubrics = "\n".join(f"- {a.title}: {a.rubric}" for a in aspects)
+    tests = candidate.get("tests") or ""
+    with_tests = bool(tests.strip())
+    rubrics = "\n".join(f"- {a.title}: {a.rubric if with_tests else RUBRICS_WITHOUT_TESTS.get(a.rubric, a.rubric)}"
+                         for a in aspects)
     parts = ["Rate the programming exercise below, which was written from a code snippet, on one criterion, "
              "from 0 (worst) to 9 (best). Answer with a single digit and nothing else.\n\n"
              f"Criteria:\n{rubrics}\n"]
     parts.append("Code snippet:\n" + (_fence(snippet, tag) if snippet.strip() else "(not given)") + "\n")
     parts.append("Problem:\n" + (candidate.get("problem") or "").strip() + "\n")
     parts.append("Solution:\n" + _fence(candidate.get("solution") or "", tag) + "\n")
-    tests = candidate.get("tests") or ""
-    parts.append("Tests:\n" + (_fence(tests, tag) if tests.strip() else "(none)") + "\n")
+    if with_tests:
+        parts.append("Tests:\n" + _fence(tests, tag) + "\n")
     parts.append(f"Criterion: {aspect.title}. Rating (0-9):")
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
 

@@ -65,8 +65,11 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
                   f"{it}/scores", t),
             Stage(f"influence_{t:02d}", "influence", (f"score_{t:02d}", prev, "seed"), ("influence",),
                   f"{it}/influence", t),
-            Stage(f"select_{t:02d}", "select", (f"influence_{t:02d}", "seed"), ("influence.keep",), f"{it}/selected", t),
-            Stage(f"sft_{t:02d}", "sft", (f"select_{t:02d}",), ("seed", "synth"), f"{it}/ckpt", t),
+            Stage(f"select_{t:02d}", "select",
+                  (f"influence_{t:02d}", "seed", *((f"select_{t - 1:02d}",) if cfg.select.accumulate and t > 1 else ())),
+                  ("seed", "influence.keep", "influence.enabled", "select"), f"{it}/selected", t),
+            Stage(f"sft_{t:02d}", "sft", (f"select_{t:02d}", *((prev,) if cfg.synth.init == "previous" else ())),
+                  ("seed", "synth"), f"{it}/ckpt", t),
         ]
         if cfg.eval.enabled and cfg.eval.per_iteration:
             st.append(Stage(f"eval_{t:02d}", "eval", (f"sft_{t:02d}",), ("eval",), f"{it}/eval", t))
@@ -243,23 +246,25 @@ def student_training_records(samples: list[dict]) -> list[dict]:
     return out
 
 
-def _train(train_cfg, records: list[dict], out: Path) -> dict:
+def train_stage(train_cfg, records: list[dict], out: Path, model: str | None = None) -> dict:
     from scoder_jax.train.trainer import train
 
     data_path = out.parent / f"{out.name}.train.jsonl"
     if parallel.is_primary():
         write_jsonl_atomic(data_path, records)
     parallel.barrier(f"{out.name}/data")
-    summary = train(train_cfg, data_path, out, resume=True)
+    summary = train(train_cfg, data_path, out, model=model, resume=True)
     return {"samples": len(records), **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 
 
 def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
-    if stage.iteration == 0:
-        samples = read_jsonl(ctx.path("seed") / "seed.jsonl")
-    else:
-        samples = read_jsonl(ctx.path(f"select_{stage.iteration:02d}") / "train.jsonl")
-    return _train(ctx.cfg.synth.train_config(), synth_training_records(samples, ctx.cfg.synth.format), out)
+    """S_0 on D_p; S_t on D_t, from the base model or (synth.init: previous) from S_{t-1}."""
+    t = stage.iteration
+    samples = read_jsonl(ctx.path("seed") / "seed.jsonl") if t == 0 else \
+        read_jsonl(ctx.path(f"select_{t:02d}") / "train.jsonl")
+    start = checkpoint_set(ctx, f"sft_{t - 1:02d}", 1)[-1] if t > 0 and ctx.cfg.synth.init == "previous" else None
+    records = synth_training_records(samples, ctx.cfg.synth.format)
+    return train_stage(ctx.cfg.synth.train_config(), records, out, model=start)
 
 
 def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:
@@ -377,22 +382,33 @@ def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:
 
 
 def run_select(ctx: Context, stage: Stage, out: Path) -> dict:
-    """D_t = D_p + the top `influence.keep` fraction of the initially selected candidates."""
+    """D_t = D_p + the top `influence.keep` fraction of the initially selected candidates (a random
+    fraction as large without influence), or + every selection so far (select.accumulate)."""
     t = stage.iteration
     kept = read_jsonl(ctx.path(f"score_{t:02d}") / "selected.jsonl")
     inf = {r["id"]: r.get("score") for r in read_jsonl(ctx.path(f"influence_{t:02d}") / "scores.jsonl")}
     for r in kept:
         r.setdefault("meta", {})["influence"] = inf.get(r["id"])
         r["meta"]["iteration"] = t
-    ranked = sorted(kept, key=lambda r: (-(r["meta"]["influence"] if r["meta"]["influence"] is not None else 0.0),
-                                         r["id"]))
     # rounded up: a small iteration keeps its best candidate rather than nothing
-    n_keep = math.ceil(len(ranked) * ctx.cfg.influence.keep - 1e-9) if ctx.cfg.influence.enabled else len(ranked)
-    chosen = ranked[:n_keep]
+    n_keep = math.ceil(len(kept) * ctx.cfg.influence.keep - 1e-9)
+    if ctx.cfg.influence.enabled:
+        ranked = sorted(kept, key=lambda r: (-(r["meta"]["influence"] if r["meta"]["influence"] is not None else 0.0),
+                                             r["id"]))
+        chosen = ranked[:n_keep]
+    else:  # the ablation without influence: a random selection of the same size
+        chosen = random.Random(ctx.cfg.seed * 1000 + t).sample(sorted(kept, key=lambda r: r["id"]), n_keep)
+    earlier = []
+    if ctx.cfg.select.accumulate and t > 1:  # D_t = D_p + every selection so far
+        earlier = read_jsonl(ctx.path(f"select_{t - 1:02d}") / "accumulated.jsonl")
+    have = {r["id"] for r in earlier}
+    accumulated = earlier + [r for r in chosen if r["id"] not in have]
     seed = read_jsonl(ctx.path("seed") / "seed.jsonl")
     write_jsonl_atomic(out / "synthesized.jsonl", chosen)
-    n = write_jsonl_atomic(out / "train.jsonl", seed + chosen)
-    return {"candidates": len(kept), "selected": len(chosen), "train": n}
+    write_jsonl_atomic(out / "accumulated.jsonl", accumulated)
+    n = write_jsonl_atomic(out / "train.jsonl", seed + (accumulated if ctx.cfg.select.accumulate else chosen))
+    return {"candidates": len(kept), "selected": len(chosen), "accumulated": len(accumulated), "train": n,
+            "by": "influence" if ctx.cfg.influence.enabled else "random"}
 
 
 def run_export(ctx: Context, stage: Stage, out: Path) -> dict:
@@ -406,7 +422,7 @@ def run_student(ctx: Context, stage: Stage, out: Path) -> dict:
     if not rows:
         raise ScoderError(f"{ctx.path('export') / 'dataset.jsonl'}: the final dataset is empty, nothing to train the "
                           f"student on: {why_empty(ctx)}")
-    return _train(ctx.cfg.student, student_training_records(rows), out)
+    return train_stage(ctx.cfg.student, student_training_records(rows), out)
 
 
 def why_empty(ctx: Context) -> str:

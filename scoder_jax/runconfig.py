@@ -59,6 +59,8 @@ class SynthSection(TrainConfig):
     # the reply the synthesizer writes (and the teacher's seed samples hold): [Problem] + [Solution],
     # or (this project's addition, so execution can check a sample) also [Tests] with asserts
     format: Literal["problem_solution", "problem_solution_tests"] = "problem_solution_tests"
+    # S_t (t >= 1) is fine-tuned from the base model on D_t, or continued from S_{t-1}'s last checkpoint
+    init: Literal["base", "previous"] = "base"
 
     def train_config(self) -> TrainConfig:
         """The trainer's part (the trainer knows nothing of SCoder)."""
@@ -130,6 +132,13 @@ class InfluenceSection(InfluenceMethod):
 
 
 @dataclass(frozen=True)
+class SelectSection:
+    """D_t, the synthesizer's training set of iteration t."""
+
+    accumulate: bool = False  # D_t = D_p + this iteration's selection (false) or + every selection so far (true)
+
+
+@dataclass(frozen=True)
 class FinalSection(Decoding):
     """The final set, sampled from S_T's last checkpoint: the decoding knobs and its size."""
 
@@ -178,6 +187,7 @@ class RunConfig:
     sample: SampleSection = field(default_factory=SampleSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     influence: InfluenceSection = field(default_factory=InfluenceSection)
+    select: SelectSection = field(default_factory=SelectSection)
     final: FinalSection = field(default_factory=FinalSection)
     student: TrainConfig = field(default_factory=TrainConfig)  # the SCoder model's fine-tune
     eval: EvalSection = field(default_factory=EvalSection)

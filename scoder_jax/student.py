@@ -109,7 +109,7 @@ def run_student(data: Path, cfg, config_path: Path, out: Path, *, say=print) -> 
     from scoder_jax import parallel
     from scoder_jax.eval.results import file_digest
     from scoder_jax.io import write_json_atomic, write_jsonl_atomic
-    from scoder_jax.pipeline import _train, student_training_records
+    from scoder_jax.pipeline import student_training_records, train_stage
 
     if not data.is_file():
         raise DataError(f"{data}: no such file (--data expects a JSONL file)")
@@ -141,7 +141,7 @@ def run_student(data: Path, cfg, config_path: Path, out: Path, *, say=print) -> 
         say(f"{len(skipped)} row(s) without usable code skipped (first: {skipped[0]['file']}:{skipped[0]['line']}: "
             f"{skipped[0]['reason']}); see {out / 'skipped.jsonl'}")
     say(f"training the student on {len(samples)} samples of {data}")
-    state["train"] = _train(cfg.student, student_training_records(samples), out / "student")
+    state["train"] = train_stage(cfg.student, student_training_records(samples), out / "student")
     state["status"] = "trained"
     save()
     evaluated = (old is not None and old.get("status") == "done" and old.get("evaluated_with") == eval_hash

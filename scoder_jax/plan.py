@@ -332,12 +332,14 @@ def render(tcfg, mcfg, mesh_shape, est: Estimate, mem: dict | None, limit_gb: fl
         f"  total                   {_gib(est.total)}",
     ]
     lines += [f"  note: {n}" for n in est.notes]
-    size = checkpoint_size(mcfg)
+    size, keep = checkpoint_size(mcfg), tcfg.checkpoint.keep
     if mcfg.lora is not None:
-        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each (adapters + 2 Adam moments, "
-                     f"base referred to; {_gib(size.before).strip()} with the base stored beside them)")
+        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each, {_gib(keep * size.total).strip()} for "
+                     f"the {keep} kept (adapters + 2 Adam moments, the base referred to; with the base stored "
+                     f"beside them: {_gib(size.before).strip()} each)")
     else:
-        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each (parameters + 2 Adam moments)")
+        lines.append(f"checkpoint on disk: {_gib(size.total).strip()} each, {_gib(keep * size.total).strip()} for "
+                     f"the {keep} kept (parameters + 2 Adam moments)")
     if mem:
         lines += [
             "per device, XLA memory analysis of the compiled train step:",

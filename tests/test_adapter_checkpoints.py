@@ -126,6 +126,13 @@ def test_export_and_parameters_match_the_full_layout(runs, tmp_path):
                               ta["model.layers.0.self_attn.q_proj.weight"])
 
 
+def test_checkpoints_of_the_layout_before_still_load_and_resume(runs):
+    """A LoRA run checkpointed before adapter-only checkpoints (base stored too) resumes as it did."""
+    summary = train(runs["cfg"], runs["data"], runs["dir"] / "full")
+    assert summary["resumed_from"] == 4 and summary["tokens"] == 0
+    assert "base" not in json.loads((runs["full"][-1] / "scoder_model.json").read_text())
+
+
 def test_sampling_matches_the_full_layout(runs, tmp_path):
     from scoder_jax.generate.engine import Engine
     from scoder_jax.models.checkpoint import load_model, load_tokenizer
@@ -267,3 +274,43 @@ def test_plan_reports_the_checkpoint_size():
     assert size.before - size.total == 7_615_616_512 * 2  # the bf16 base it no longer stores
     full = checkpoint_size(mcfg.replace(lora=None))
     assert full.params == 7_615_616_512 * 2 and full.total == 3 * full.params and full.before == full.total
+
+
+def test_plan_prints_the_checkpoint_size(tmp_path):
+    from scoder_jax.plan import make_plan
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("name: p\nsynth:\n  model: tiny\n  seq_len: 64\n  batch_size: 8\n"
+                   "  lora: {rank: 16, alpha: 32, targets: [q, k, v, o, gate, up, down]}\n"
+                   "  checkpoint: {keep: 4}\nstudent:\n  model: tiny\n  seq_len: 64\n  batch_size: 8\n")
+    text, data = make_plan(str(cfg), 1, section="synth", compile=False)
+    size = data["checkpoint_bytes"]
+    # per layer: q 64x16 + 16x64, k and v 64x16 + 16x32, o 64x16 + 16x64, gate/up 64x16 + 16x128,
+    # down 128x16 + 16x64 = 16384 factors; the tiny base has 106816 parameters
+    assert size["total"] == 3 * 2 * 16384 * 4 and size["with_base"] == size["total"] + 106816 * 4
+    assert "checkpoint on disk: 0.375 MiB each, 1.500 MiB for the 4 kept" in text
+    assert "with the base stored beside them: 0.782 MiB each" in text
+
+
+def test_value_probe_and_composition_do_not_depend_on_the_mesh(runs):
+    """The probe reads each point from a shard that holds it: a base sharded over 8 devices
+    probes like one on a single device, so a checkpoint composes on any mesh."""
+    import jax
+
+    from scoder_jax import parallel
+    from scoder_jax.models.base_ref import value_probe
+    from scoder_jax.models.checkpoint import _param_values, load_model
+
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 simulated CPU devices (conftest sets XLA_FLAGS)")
+    mesh = parallel.make_mesh(2, 2, 2)
+    cfg = PRESETS["tiny"]
+    one = value_probe(_param_values(trainer_lib.init_model(cfg, parallel.single_device_mesh(), 3)))
+    eight = _param_values(trainer_lib.init_model(cfg, mesh, 3))
+    assert any(len(v.sharding.device_set) == 8 and not v.sharding.is_fully_replicated for v in eight.values())
+    assert value_probe(eight) == one
+    assert value_probe(_param_values(trainer_lib.init_model(cfg, mesh, 4))) != one
+    step = runs["adapters"][-1]
+    sharded, single = _param_values(load_model(step, mesh=mesh)), ckpt_lib.load_params(step)
+    for k in single:
+        assert np.array_equal(np.asarray(sharded[k]), np.asarray(single[k])), k

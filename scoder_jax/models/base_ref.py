@@ -205,7 +205,7 @@ def check_files(ref: BaseRef, where: str | Path) -> None:
     if not path.exists():
         raise CheckpointError(
             f"{where}: holds LoRA adapters only, and its base model {path} is missing (moved or deleted?); "
-            f"put the base back at that path (fingerprint {ref.fingerprint[:19]})")
+            f"put the base (or a link to it) back at that path (fingerprint {ref.fingerprint[:19]})")
     try:
         now = file_fingerprint(path, ref.format)
     except (CheckpointError, OSError) as e:

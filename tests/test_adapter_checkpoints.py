@@ -121,6 +121,10 @@ def test_export_and_parameters_match_the_full_layout(runs, tmp_path):
         ta, tf = load_file(str(ea / "model.safetensors")), load_file(str(ef / "model.safetensors"))
         assert set(ta) == set(tf) and all(np.array_equal(ta[k], tf[k]) for k in ta)
         assert (ea / "config.json").read_text() == (ef / "config.json").read_text()
+    # caller overrides apply to the composed model as to a full checkpoint
+    from scoder_jax.models.checkpoint import load_model
+
+    assert load_model(runs["adapters"][0], max_position=1024).cfg == load_model(runs["full"][0], max_position=1024).cfg
     # the trained adapters moved the merged weights away from the base
     base = load_file(str(runs["base"] / "model.safetensors"))
     assert not np.array_equal(base["model.layers.0.self_attn.q_proj.weight"],

@@ -41,6 +41,9 @@ SAMPLES = 16
 PROBE_POINTS = 8
 # config fields that do not change a parameter's value (how it is computed with, or the adapters)
 RUNTIME_FIELDS = ("compute_dtype", "remat", "scan_unroll", "attention", "lora")
+# config fields that decide what the base's weights mean
+WEIGHT_FIELDS = ("arch", "vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                 "intermediate_size", "tie_embeddings", "qkv_bias", "o_bias", "rope", "rms_norm_eps", "param_dtype")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,10 +237,11 @@ def load_base(ref: BaseRef, cfg: ModelConfig, *, mesh=None, where: str | Path):
                            remat=cfg.remat, scan_unroll=cfg.scan_unroll, attention=cfg.attention, lora=cfg.lora)
         theirs = json.loads(json.dumps(model.cfg.to_dict()))
         mine = json.loads(json.dumps(cfg.to_dict()))
-        diff = next((k for k in mine if k != "name" and mine[k] != theirs.get(k)), None)
+        diff = next((k for k in WEIGHT_FIELDS if mine[k] != theirs.get(k)), None)
         if diff is not None:
             raise CheckpointError(f"{where}: its base model {ref.path} now has {diff} = {theirs.get(diff)!r}, "
                                   f"the checkpoint records {mine[diff]!r}")
+        model.cfg = cfg  # the checkpoint's config (and the caller's overrides), as a full checkpoint loads
     if cfg.param_dtype == ref.param_dtype:
         from scoder_jax.models.llama import param_specs
 

@@ -294,5 +294,10 @@ def check_input_files(cfg: RunConfig, config_path: Path) -> None:
                 from scoder_jax.assets import ASSETS
 
                 raise ConfigError(f"{where}: '{name}.{key}' = {value}: no such named asset (known: {', '.join(ASSETS)})")
-            else:
-                need(f"{name}.{key}", value)
+            elif not Path(value).exists():
+                from scoder_jax.models.presets import PRESETS
+
+                kind = "model preset" if key == "model" else "tokenizer"
+                raise ConfigError(f"{where}: '{name}.{key}' = {value}: neither a file or folder (looked beside "
+                                  f"{config_path.parent} and in {Path.cwd()}) nor a {kind}"
+                                  + (f" ({', '.join(sorted(PRESETS))})" if key == "model" else ""))

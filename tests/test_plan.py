@@ -100,7 +100,7 @@ def test_bad_inputs(tiny_config):
     assert res.exit_code != 0 and "not divisible" in str(res.exception)
     res = CliRunner().invoke(plan, ["--config", tiny_config, "--devices", "2", "--no-compile",
                                     "student.model=no-such-model"])
-    assert res.exit_code != 0 and "neither a checkpoint path nor a preset" in str(res.exception)
+    assert res.exit_code != 0 and "'student.model' = no-such-model: neither a file or folder" in str(res.exception)
 
 
 def test_reexec_when_jax_has_too_few_devices(tiny_config):

@@ -257,7 +257,8 @@ def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
         cfg.seed_set, source=_beside(cfg.seed_set.source, base))
     score = cfg.score if cfg.score.judge == "base" or _is_named(cfg.score.judge) else dataclasses.replace(
         cfg.score, judge=_beside(cfg.score.judge, base))
-    ev = dataclasses.replace(cfg.eval, problems=_beside(cfg.eval.problems, base))
+    ev = dataclasses.replace(cfg.eval, problems=_beside(cfg.eval.problems, base),
+                             files={k: _beside(v, base) for k, v in cfg.eval.files.items()})
     return dataclasses.replace(cfg, pool=pool, seed_set=seed, score=score, eval=ev,
                                synth=_train_paths(cfg.synth, base), student=_train_paths(cfg.student, base))
 
@@ -284,6 +285,8 @@ def check_input_files(cfg: RunConfig, config_path: Path) -> None:
         else:
             need("score.judge", cfg.score.judge)
     need("eval.problems", cfg.eval.problems)
+    for bench, path in cfg.eval.files.items():
+        need(f"eval.files.{bench}", path)
     for name, t in (("synth", cfg.synth), ("student", cfg.student)):
         for key, value in (("model", t.model), ("tokenizer", t.tokenizer)):
             if value is None:

@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
     ("iterations=-1", r"'iterations' must be >= 0"),
     ("seed_set.source=missing.jsonl", r"'seed_set.source' = missing.jsonl: no such file or folder"),
     ("synth.model=gguf:nothing", r"'synth.model' = gguf:nothing: no such named asset"),
+    ("eval.files={humaneval+: nowhere.jsonl}", r"'eval.files.humaneval\+' = nowhere.jsonl: no such file"),
+    ("synth.format=tests_only", r"'synth.format' = 'tests_only' is not one of 'problem_solution', "),
 ])
 def test_every_section_is_checked_at_load(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -90,16 +90,15 @@ def test_problem_solution_parser_ignores_tests_but_checks_the_solution():
 # seed import
 
 
-def magicoder_rows(snippets: list[str]) -> list[dict]:
-    """Magicoder OSS-Instruct rows that share one reply: one per snippet without asserts, then
-    one with asserts embedded in its code (the same sample once they are split off)."""
-    rows = [{"model": "gpt-3.5-turbo-1106", "index": i, "lang": "python", "raw_index": 100 + i, "seed": s,
-             "openai_fingerprint": "fp_x", "problem": PROBLEM,
-             "solution": f"```python\n{SOL}\n```\n\nThe function splits on whitespace and counts the parts."}
-            for i, s in enumerate(snippets)]
-    rows.append({**rows[0], "index": len(rows), "raw_index": 100 + len(rows),
-                 "solution": f"```python\n{SOL}\n\n{TST}\n```\n"})
-    return rows
+def magicoder_rows(snippets: list[str], asserts: bool = True) -> list[dict]:
+    """Magicoder OSS-Instruct rows that share one reply, as the smoke preset's seed samples do (so
+    the tiny synthesizer memorises one parseable reply): one per snippet without asserts, then
+    (`asserts`) one per snippet with asserts embedded in its code (the same sample once split off)."""
+    plain = f"```python\n{SOL}\n```\n\nThe function splits on whitespace and counts the parts."
+    tested = f"```python\n{SOL}\n\n{TST}\n```\n"
+    return [{"model": "gpt-3.5-turbo-1106", "index": i, "lang": "python", "raw_index": 100 + i, "seed": s,
+             "openai_fingerprint": "fp_x", "problem": PROBLEM, "solution": sol}
+            for i, (sol, s) in enumerate((sol, s) for sol in (plain, tested)[:1 + asserts] for s in snippets)]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -107,7 +106,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-SNIPPETS = ["def split_words(text):\n    return text.split()\n", "def is_odd(n):\n    return n % 2 == 1\n"]
+# the smoke preset's snippets: its pool and its seed samples' snippets
+SNIPPETS = [r["snippet"] for r in read_jsonl(REPO / "configs" / "smoke_seed.jsonl")]
 
 
 def test_magicoder_seed_without_asserts_in_each_format(tmp_path):
@@ -115,27 +115,30 @@ def test_magicoder_seed_without_asserts_in_each_format(tmp_path):
     from scoder_jax.synth.seed_import import import_seed
 
     src = write_jsonl(tmp_path / "oss.jsonl", magicoder_rows(SNIPPETS))
-    s = import_seed(src, tmp_path / "ps", fmt=PS)  # kept, tests empty; the asserted row is the same sample
-    assert (s["imported"], s["duplicates"], s["dropped_no_tests"], s["with_tests"]) == (1, 2, 0, 0)
-    [rec] = read_jsonl(tmp_path / "ps" / "seed.jsonl")
-    assert rec["tests"] == "" and rec["solution"] == SOL
+    s = import_seed(src, tmp_path / "ps", fmt=PS)  # kept, tests empty; the asserted rows are the same samples
+    assert (s["imported"], s["duplicates"], s["dropped_no_tests"], s["with_tests"]) == (2, 2, 0, 0)
+    recs = read_jsonl(tmp_path / "ps" / "seed.jsonl")
+    assert [r["snippet"] for r in recs] == SNIPPETS  # one reply from two snippets: two samples
+    assert all(r["tests"] == "" and r["solution"] == SOL for r in recs)
+    rec = recs[0]
     [train] = synth_training_records([rec], PS)
     reply = train["messages"][-1]["content"]
     assert parse_response(reply, fmt=PS).ok and "[Tests]" not in reply
     assert "test" not in train["messages"][1]["content"].lower()
 
-    s = import_seed(src, tmp_path / "pst", fmt=PST)  # dropped with a count; the asserted row stays
-    assert (s["imported"], s["dropped_no_tests"], s["with_tests"]) == (1, 2, 1)
+    s = import_seed(src, tmp_path / "pst", fmt=PST)  # dropped with a count; the asserted rows stay
+    assert (s["imported"], s["dropped_no_tests"], s["with_tests"]) == (2, 2, 2)
     assert s["first_dropped_no_tests"] == [f"{src}:1", f"{src}:2"]
-    [rec] = read_jsonl(tmp_path / "pst" / "seed.jsonl")
-    assert rec["tests"] == TST and rec["solution"] == SOL
+    recs = read_jsonl(tmp_path / "pst" / "seed.jsonl")
+    assert all(r["tests"] == TST and r["solution"] == SOL for r in recs)
+    rec = recs[0]
     [train] = synth_training_records([rec], PST)
     assert parse_response(train["messages"][-1]["content"], fmt=PST).tests == TST
 
     s = import_seed(src, tmp_path / "any")  # no format: everything kept, as `scoder seed --import` does
-    assert (s["imported"], s["dropped_no_tests"]) == (1, 0)
+    assert (s["imported"], s["dropped_no_tests"]) == (2, 0)
 
-    only = write_jsonl(tmp_path / "only.jsonl", magicoder_rows(SNIPPETS)[:2])
+    only = write_jsonl(tmp_path / "only.jsonl", magicoder_rows(SNIPPETS, asserts=False))
     with pytest.raises(DataError, match=r"none of its 2 usable sample\(s\) has tests .*synth.format=problem_solution"):
         import_seed(only, tmp_path / "none", strict=True, fmt=PST)
     assert not (tmp_path / "none" / "seed.jsonl").exists()
@@ -154,7 +157,7 @@ def test_seed_stage_reports_the_drop_and_reruns_on_a_format_change(tmp_path):
     stages = {s.name: s for s in build_stages(cfg)}
     ctx = Context(cfg, tmp_path / "run", Manifest(tmp_path), stages, progress=False)
     counts = run_seed(ctx, stages["seed"], tmp_path / "run" / "seed")
-    assert counts == {"samples": 1, "dropped_no_tests": 2}
+    assert counts == {"samples": 2, "dropped_no_tests": 2}
     ps = dataclasses.replace(cfg, synth=dataclasses.replace(cfg.synth, format=PS))
     for name in ("seed", "sample_01", "score_01", "final_sample", "final_score"):
         assert stage_key(cfg, stages[name], {}) != stage_key(ps, stages[name], {}), name
@@ -275,30 +278,33 @@ def test_export_rows_without_tests_have_null_tests_pass(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_in_problem_solution_format_from_a_magicoder_seed(tmp_path):
-    """The smoke preset with synth.format=problem_solution and a Magicoder OSS-Instruct seed file
-    without asserts: a non-empty dataset whose samples have no tests and no test verdict."""
-    src = write_jsonl(tmp_path / "oss.jsonl", magicoder_rows(SNIPPETS)[:2])  # no asserts anywhere
+@pytest.mark.parametrize("fmt", [PS, PST])
+def test_smoke_in_each_format_from_a_magicoder_seed(fmt, tmp_path):
+    """The smoke preset in each format from a Magicoder OSS-Instruct seed file: problem_solution
+    with no asserts anywhere (a dataset without tests or test verdicts); problem_solution_tests
+    with half its rows asserting (the others dropped with a count; a dataset whose tests pass)."""
+    src = write_jsonl(tmp_path / "oss.jsonl", magicoder_rows(SNIPPETS, asserts=fmt == PST))
     run = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir", str(run),
-                        "--no-progress", "--until", "export", "synth.format=problem_solution",
-                        f"seed_set.source={src}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+                        "--no-progress", "--until", "export", f"synth.format={fmt}", f"seed_set.source={src}"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((run / "manifest.json").read_text())["stages"]
-    assert m["seed"]["counts"] == {"samples": 1, "dropped_no_tests": 0}
-    [seed] = read_jsonl(run / "seed" / "seed.jsonl")
-    assert seed["tests"] == "" and seed["meta"]["import_format"] == "magicoder"
+    assert m["seed"]["counts"] == {"samples": 2, "dropped_no_tests": 2 if fmt == PST else 0}
+    seeds = read_jsonl(run / "seed" / "seed.jsonl")
+    assert all(s["tests"] == ("" if fmt == PS else TST) and s["meta"]["import_format"] == "magicoder" for s in seeds)
     train = read_jsonl(run / "iter_00" / "ckpt.train.jsonl")
-    assert all("[Tests]" not in t["messages"][-1]["content"] for t in train)
+    assert all(parse_response(t["messages"][-1]["content"], fmt=fmt).ok for t in train)
+    assert all(("[Tests]" in t["messages"][-1]["content"]) == (fmt == PST) for t in train)
     for stage in ("sample_01", "final_sample"):
         assert m[stage]["counts"]["candidates"] > 0 and m[stage]["counts"]["rejects"] == 0, m[stage]
     cands = read_jsonl(run / "final" / "samples" / "candidates.jsonl")
-    assert all(c["tests"] == "" for c in cands)
+    assert all((c["tests"] == "") == (fmt == PS) for c in cands)
     scored = read_jsonl(run / "final" / "scores" / "scores.jsonl")
-    assert all(s["signals"]["passes"] is None and s["signals"]["parses"] for s in scored)
+    assert all(s["signals"]["parses"] and s["signals"]["passes"] is (None if fmt == PS else True) for s in scored)
     assert not any(s["reason"] == "failed_tests" for s in scored)  # smoke requires passing tests
     rows = read_jsonl(run / "final" / "dataset" / "dataset.jsonl")
-    assert rows and m["export"]["counts"] == {"rows": len(rows), "tests_pass": None}
-    assert all(r["tests"] == "" and r["tests_pass"] is None for r in rows)
+    assert rows and m["export"]["counts"] == {"rows": len(rows), "tests_pass": None if fmt == PS else len(rows)}
+    assert all((r["tests"] == "") == (fmt == PS) and r["tests_pass"] is (None if fmt == PS else True) for r in rows)

@@ -62,8 +62,9 @@ def _import_record(rec: Any) -> tuple[dict | None, str]:
         snippet_id = content_id(snippet) if snippet.strip() else content_id(problem)
         fmt = "magicoder"
     meta["import_format"] = fmt
+    # A seed sample teaches the synthesizer snippet -> reply: one reply drawn from two snippets is two samples.
     sid = rec.get("id") if own and isinstance(rec.get("id"), str) and rec.get("id") else \
-        content_id(f"{problem.strip()}\0{code}", prefix="seed")
+        content_id(f"{problem.strip()}\0{code}" + (f"\0{snippet}" if snippet.strip() else ""), prefix="seed")
     return {
         "id": sid,
         "snippet_id": snippet_id,

@@ -78,7 +78,10 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
         Stage("final_sample", "sample", ("pool", last), ("seed", "final", "sample.snippets_per_iteration",
                                                          "sample.checkpoints", "sample.batch", "synth.format"),
               "final/samples", T + 1),
-        Stage("final_score", "score", ("final_sample",), ("score", "synth.model", "synth.format"), "final/scores", T + 1),
+        # with final.size, more rounds are sampled (from the pool, by S_T) and scored here
+        Stage("final_score", "score", ("final_sample", "pool", last),
+              ("score", "synth.model", "synth.format", "seed", "final", "sample.snippets_per_iteration",
+               "sample.batch"), "final/scores", T + 1),
         Stage("export", "export", ("final_score",), (), "final/dataset"),
         Stage("student", "student", ("export",), ("seed", "student"), "final/student"),
     ]
@@ -276,36 +279,45 @@ def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:
     return [str(c.path) for c in ckpts[-m:]]
 
 
-def snippets_for(ctx: Context, stage: Stage) -> list[dict]:
-    """P_t: disjoint slices of the shuffled pool, iteration by iteration, then the final set."""
+def snippets_for(ctx: Context, stage: Stage, final_round: int = 1) -> list[dict]:
+    """P_t: disjoint slices of the shuffled pool, iteration by iteration, then the final set's
+    rounds (final.snippets each)."""
     pool = read_jsonl(ctx.path("pool") / "pool.jsonl")
     k = ctx.cfg.sample.snippets_per_iteration
     T = ctx.cfg.iterations
     if stage.iteration is not None and stage.iteration <= T:
         lo, hi = (stage.iteration - 1) * k, stage.iteration * k
     else:
-        lo, hi = T * k, T * k + ctx.cfg.final.snippets
+        lo = T * k + (final_round - 1) * ctx.cfg.final.snippets
+        hi = lo + ctx.cfg.final.snippets
     chosen = pool[lo:hi]
     if len(chosen) < hi - lo:  # a pool smaller than the plan: wrap around, with a warning
         log.warning("pool holds %d snippets, fewer than the %d this stage plans: reusing from the start",
                     len(pool), hi)
-        chosen += [pool[i % len(pool)] for i in range(len(chosen), hi - lo)] if pool else []
+        chosen += [pool[i % len(pool)] for i in range(lo + len(chosen), hi)] if pool else []
     return chosen
 
 
 def run_sample(ctx: Context, stage: Stage, out: Path) -> dict:
     """N samples per snippet from each of S_{t-1}'s last M checkpoints (the final set: S_T's last)."""
-    from scoder_jax.synth.sampler import SampleConfig, merge_shards, sample_candidates
-
     final = stage.name == "final_sample"
     prev = f"sft_{ctx.cfg.iterations:02d}" if final else f"sft_{stage.iteration - 1:02d}"
-    s = ctx.cfg.final if final else ctx.cfg.sample
     checkpoints = checkpoint_set(ctx, prev, 1 if final else ctx.cfg.sample.checkpoints)
-    scfg = SampleConfig(**s.decoding(), seed=ctx.cfg.seed + 1000 * (stage.iteration or 0),
-                        max_batch=ctx.cfg.sample.batch, format=ctx.cfg.synth.format)
-    summary = sample_candidates(snippets_for(ctx, stage), checkpoints, out, scfg, progress=ctx.progress)
+    return sample_into(ctx, snippets_for(ctx, stage), checkpoints, ctx.cfg.final if final else ctx.cfg.sample,
+                       ctx.cfg.seed + 1000 * (stage.iteration or 0), out, stage.name)
+
+
+def sample_into(ctx: Context, snippets: list[dict], checkpoints: list[str], decoding, seed: int, out: Path,
+                tag: str, *, alone: bool = False) -> dict:
+    """Samples the snippets from the checkpoints into `out` (resumable) and returns its counts.
+    Every process samples a share and the primary joins them, or (`alone`) this process all."""
+    from scoder_jax.synth.sampler import SampleConfig, merge_shards, sample_candidates
+
+    scfg = SampleConfig(**decoding.decoding(), seed=seed, max_batch=ctx.cfg.sample.batch, format=ctx.cfg.synth.format,
+                        **({"process_index": 0, "process_count": 1} if alone else {}))
+    summary = sample_candidates(snippets, checkpoints, out, scfg, progress=ctx.progress)
     if "merged" not in summary:  # several processes sampled a share each: the primary joins them
-        parallel.barrier(f"{stage.name}/sampled")
+        parallel.barrier(f"{tag}/sampled")
         summary = {"merged": merge_shards(out)} if parallel.is_primary() else {}
     merged = summary.get("merged", summary)
     return {k: v for k, v in merged.items() if isinstance(v, (int, float, str, bool))}
@@ -326,15 +338,26 @@ def judge_path(ctx: Context) -> str:
 
 
 def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
-    """Multi-aspect judge + execution signals, weighted total, best candidate per snippet."""
-    from scoder_jax.io import read_jsonl as _read
+    """Multi-aspect judge + execution signals, weighted total, best candidate per snippet (the
+    final set with final.size: more rounds of sampling and scoring until it holds that many)."""
+    src = "final_sample" if stage.name == "final_score" else f"sample_{stage.iteration:02d}"
+    path = ctx.path(src) / "candidates.jsonl"
+    candidates = read_jsonl(path) if path.exists() else []
+    if stage.name == "final_score" and ctx.cfg.final.size:
+        from scoder_jax.final_rounds import score_to_size
+
+        return score_to_size(ctx, candidates, out)
+    return score_into(ctx, candidates, out)
+
+
+def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
+    """Scores the candidates into `out` (scores.jsonl, selected.jsonl; resumable) and returns its counts."""
     from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
     from scoder_jax.score.sandbox_types import Limits
     from scoder_jax.score.select import score_candidates
     from scoder_jax.score.signals import SIGNALS
     from scoder_jax.score.weights import Weights
 
-    src = "final_sample" if stage.name == "final_score" else f"sample_{stage.iteration:02d}"
     sc = ctx.cfg.score
     by_name = {a.name: a for a in DEFAULT_ASPECTS}
     aspects = tuple(by_name[a] for a in sc.aspects)  # names checked when the config was built
@@ -344,7 +367,6 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
                       tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
                       tuple(float(w.get(k, d)) for k, d in zip(SIGNALS, default.exec_weights)),
                       0.0, sc.threshold, "config")
-    candidates = _read(ctx.path(src) / "candidates.jsonl") if (ctx.path(src) / "candidates.jsonl").exists() else []
     if not candidates:
         for name in ("scores.jsonl", "selected.jsonl"):
             write_jsonl_atomic(out / name, [])

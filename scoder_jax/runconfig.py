@@ -143,11 +143,15 @@ class FinalSection(Decoding):
     """The final set, sampled from S_T's last checkpoint: the decoding knobs and its size."""
 
     n: int = 1
-    snippets: int = 60000  # P_final, drawn after the iterations' slices
+    snippets: int = 60000  # P_final (per round), drawn after the iterations' slices
+    size: int = 0  # K: sample rounds of `snippets` until K samples are kept after scoring (0: one round)
+    max_rounds: int = 10  # with size: stop after this many rounds, K reached or not (reported)
 
     def __post_init__(self):
         super().__post_init__()
         require(self.snippets >= 1, "snippets", f"must be >= 1, got {self.snippets}")
+        require(self.size >= 0, "size", f"must be >= 0 (0: one round of final.snippets), got {self.size}")
+        require(self.max_rounds >= 1, "max_rounds", f"must be >= 1, got {self.max_rounds}")
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,20 @@ def test_ablation_without_influence_selects_at_random_the_same_number(s0, tmp_pa
     assert len(chosen) == -(-len(kept) // 2)  # influence.keep 0.5, rounded up, as with influence
     assert {r["id"] for r in chosen} <= {r["id"] for r in kept}
     assert m["stages"]["influence_01"]["counts"].get("skipped") is True
+
+
+def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
+    """final.size: rounds of final.snippets until K are kept (the smoke pool of 3 snippets wraps
+    around); a K out of reach stops at final.max_rounds, reported, not an error."""
+    run = _from_s0(s0, tmp_path)
+    _iterate(run, "iterations=0", "final.size=3", "--until", "export")
+    m = _manifest(run)
+    counts = m["stages"]["final_score"]["counts"]
+    assert counts["reached"] is True and counts["rounds"] == 2 and counts["selected"] == 3
+    assert len(_rows(run / "final/dataset/dataset.jsonl")) == 3
+    assert (run / "final/scores/round_02/samples/candidates.jsonl").exists()
+
+    r = _iterate(run, "iterations=0", "final.size=50", "final.max_rounds=3", "--until", "export")
+    counts = _manifest(run)["stages"]["final_score"]["counts"]
+    assert counts["reached"] is False and counts["rounds"] == 3 and counts["selected"] == counts["kept_all_rounds"]
+    assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr

@@ -63,6 +63,7 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
             Stage(f"sample_{t:02d}", "sample", ("pool", prev), ("seed", "sample", "synth.format"), f"{it}/samples", t),
             Stage(f"score_{t:02d}", "score", (f"sample_{t:02d}",), ("score", "synth.model", "synth.format"),
                   f"{it}/scores", t),
+            *student_eval_stage(cfg, t - 1, f"score_{t:02d}"),  # S_{t-1} judged by its student
             Stage(f"influence_{t:02d}", "influence", (f"score_{t:02d}", prev, "seed"), ("influence",),
                   f"{it}/influence", t),
             Stage(f"select_{t:02d}", "select",
@@ -71,7 +72,7 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
             Stage(f"sft_{t:02d}", "sft", (f"select_{t:02d}", *((prev,) if cfg.synth.init == "previous" else ())),
                   ("seed", "synth"), f"{it}/ckpt", t),
         ]
-        if cfg.eval.enabled and cfg.eval.per_iteration:
+        if cfg.eval.enabled and cfg.eval.per_iteration == "synthesizer":
             st.append(Stage(f"eval_{t:02d}", "eval", (f"sft_{t:02d}",), ("eval",), f"{it}/eval", t))
     last = f"sft_{T:02d}"
     st += [
@@ -82,6 +83,7 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
         Stage("final_score", "score", ("final_sample", "pool", last),
               ("score", "synth.model", "synth.format", "seed", "final", "sample.snippets_per_iteration",
                "sample.batch"), "final/scores", T + 1),
+        *student_eval_stage(cfg, T, "final_score"),
         Stage("export", "export", ("final_score",), (), "final/dataset"),
         Stage("student", "student", ("export",), ("seed", "student"), "final/student"),
     ]
@@ -89,6 +91,15 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
         st.append(Stage("eval", "eval", ("student",), ("eval",), "final/eval"))
     st.append(Stage("report", "report", tuple(s.name for s in st), (), "report"))
     return st
+
+
+def student_eval_stage(cfg: RunConfig, t: int, data_stage: str) -> list[Stage]:
+    """With eval.per_iteration: student, S_t's measure: the student fine-tuned on a fixed-size
+    sample of what S_t synthesized and the scorer kept (`data_stage`: score_{t+1}, or final_score)."""
+    if not (cfg.eval.enabled and cfg.eval.per_iteration == "student"):
+        return []
+    return [Stage(f"eval_{t:02d}", "student_eval", (data_stage,), ("seed", "student", "eval"),
+                  f"iter_{t:02d}/student_eval", t)]
 
 
 # ----------------------------------------------------------------------------- keys & manifest
@@ -270,12 +281,14 @@ def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
     return train_stage(ctx.cfg.synth.train_config(), records, out, model=start)
 
 
-def checkpoint_set(ctx: Context, sft_stage: str, m: int) -> list[str]:
+def checkpoint_set(ctx: Context, sft_stage: str, m: int, sub: str = "") -> list[str]:
+    """The last `m` checkpoints a training stage kept (in its folder, or its `sub` folder)."""
     from scoder_jax.train.checkpoints import list_checkpoints
 
-    ckpts = list_checkpoints(ctx.path(sft_stage))
+    where = ctx.path(sft_stage) / sub if sub else ctx.path(sft_stage)
+    ckpts = list_checkpoints(where)
     if not ckpts:
-        raise ScoderError(f"{ctx.path(sft_stage)}: no checkpoints (did the fine-tune finish?)")
+        raise ScoderError(f"{where}: no checkpoints (did the fine-tune finish?)")
     return [str(c.path) for c in ckpts[-m:]]
 
 
@@ -478,6 +491,30 @@ def run_eval(ctx: Context, stage: Stage, out: Path) -> dict:
     return run_suite(model, ctx.cfg.eval, out)  # eval.benchmarks, each into out/<name>/ (one: out/)
 
 
+def run_student_eval(ctx: Context, stage: Stage, out: Path) -> dict:
+    """S_t judged by its student: the student config fine-tuned on eval.student_samples rows
+    (a seeded sample) of S_t's kept data, then evaluated as the final student is."""
+    from scoder_jax.eval.suite import run_suite
+
+    data = ctx.path(stage.deps[0]) / "selected.jsonl"
+    rows = read_jsonl(data) if data.exists() else []
+    if not rows:
+        log.warning("stage %s: S_%02d's kept data (%s) is empty: no student to evaluate", stage.name,
+                    stage.iteration, data)
+        return {"trained_on": 0, "skipped": "no data"}
+    size = ctx.cfg.eval.student_samples
+    rows = sorted(rows, key=lambda r: r["id"])
+    if len(rows) > size:
+        rows = random.Random(ctx.cfg.seed * 1000 + stage.iteration).sample(rows, size)
+    trained = train_stage(ctx.cfg.student, student_training_records(rows), out / "student")
+    counts = {"trained_on": len(rows), "fixed_size": size, "final_loss": trained.get("final_loss")}
+    if parallel.is_primary():
+        model = checkpoint_set(ctx, stage.name, 1, sub="student")[-1]
+        counts.update(run_suite(model, ctx.cfg.eval, out / "eval"))
+    parallel.barrier(f"{stage.name}/evaluated")
+    return counts
+
+
 def run_report(ctx: Context, stage: Stage, out: Path) -> dict:
     from scoder_jax.report import write_report
 
@@ -488,12 +525,12 @@ def run_report(ctx: Context, stage: Stage, out: Path) -> dict:
 RUNNERS: dict[str, Callable[[Context, Stage, Path], dict]] = {
     "pool": run_pool, "seed": run_seed, "sft": run_sft, "sample": run_sample, "score": run_score,
     "influence": run_influence, "select": run_select, "export": run_export, "student": run_student,
-    "eval": run_eval, "report": run_report,
+    "eval": run_eval, "student_eval": run_student_eval, "report": run_report,
 }
-RESUMABLE = {"sft", "student", "sample", "score"}  # these keep partial work across kills
+RESUMABLE = {"sft", "student", "sample", "score", "student_eval"}  # these keep partial work across kills
 # Stages every process runs (collectives, or a share of the work each); the others run on the
 # primary process alone while the rest wait at the stage's closing barrier.
-ALL_PROCESSES = {"sft", "student", "sample", "influence"}
+ALL_PROCESSES = {"sft", "student", "sample", "influence", "student_eval"}
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -108,7 +108,7 @@ def collect(run_dir: Path, manifest: dict, final_iteration: int | None = None) -
     aspects: dict[str, list[float]] = {}
     for name, e in stages.items():
         it, c, kind = e.get("iteration"), e.get("counts") or {}, e.get("kind")
-        if it is None or kind not in ("sample", "score", "influence", "select", "eval"):
+        if it is None or kind not in ("sample", "score", "influence", "select", "eval", "student_eval"):
             continue
         row = iters.setdefault(it, {"totals": [], "influence": [], "examples": []})
         out = run_dir / e.get("out", "-")
@@ -137,6 +137,8 @@ def collect(run_dir: Path, manifest: dict, final_iteration: int | None = None) -
             row["selected"] = c.get("selected")
         elif kind == "eval":
             row["pass@1"], row["model"] = c.get("pass@1"), f"S_{it}"
+        elif kind == "student_eval":  # S_t judged by the student trained on its data
+            row["pass@1"], row["model"] = c.get("pass@1"), f"student of S_{it}"
     final_eval = (stages.get("eval") or {}).get("counts") or {}
     if final_iteration in iters and final_eval.get("pass@1") is not None:
         iters[final_iteration]["pass@1"], iters[final_iteration]["model"] = final_eval["pass@1"], "student"

@@ -163,7 +163,11 @@ class EvalSection:
     n: int = 1
     temperature: float = 0.0
     max_new_tokens: int = 512
-    per_iteration: bool = True  # also evaluate each iteration's synthesizer
+    # each iteration's synthesizer S_t: evaluated itself as a code model ("synthesizer"), or as the
+    # paper does, by the student fine-tuned on a fixed-size sample of the data S_t synthesized and
+    # the scorer kept ("student"; S_0 .. S_T); "off" (false) for neither; true means "synthesizer"
+    per_iteration: bool | Literal["off", "synthesizer", "student"] = "synthesizer"
+    student_samples: int = 1000  # with per_iteration student: the fixed size of each student's data
     timeout_s: float = 10.0
     # Several benchmarks (humaneval, mbpp, humaneval+, mbpp+, livecodebench); empty: `benchmark` alone.
     # Each needs its file in `files` (humaneval+: HumanEvalPlus.jsonl, mbpp+: MbppPlus.jsonl,
@@ -174,6 +178,9 @@ class EvalSection:
     until: str | None = None
 
     def __post_init__(self):
+        if isinstance(self.per_iteration, bool):  # the older spelling
+            object.__setattr__(self, "per_iteration", "synthesizer" if self.per_iteration else "off")
+        require(self.student_samples >= 1, "student_samples", f"must be >= 1, got {self.student_samples}")
         known = ("humaneval", "mbpp", "humaneval+", "mbpp+", "livecodebench")
         for name in (*self.benchmarks, *self.files):
             if name not in known:

@@ -104,3 +104,18 @@ def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
     counts = _manifest(run)["stages"]["final_score"]["counts"]
     assert counts["reached"] is False and counts["rounds"] == 3 and counts["selected"] == counts["kept_all_rounds"]
     assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr
+
+
+def test_synthesizers_judged_by_their_students(s0, tmp_path):
+    """eval.per_iteration: student: S_0 by a student trained on what S_0 synthesized (kept by
+    score_01), S_1 on the final set's; each on the same fixed number of rows (or all there are)."""
+    run = _from_s0(s0, tmp_path)
+    _iterate(run, "eval.per_iteration=student", "eval.student_samples=1", "--until", "eval_01")
+    m = _manifest(run)
+    names = sorted(m["stages"], key=lambda n: m["stages"][n]["started"])  # the order they ran in
+    assert names.index("eval_00") == names.index("score_01") + 1 and names.index("eval_01") > names.index("final_score")
+    for t in (0, 1):
+        c = m["stages"][f"eval_{t:02d}"]["counts"]
+        assert c["trained_on"] == 1 and c["fixed_size"] == 1 and c["pass@1"] is not None, c
+        assert (run / f"iter_{t:02d}/student_eval/eval/results.json").exists()
+    assert "eval_02" not in names and not (run / "iter_01/eval").exists()  # S_t itself is not evaluated

@@ -367,7 +367,7 @@ def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
     """Scores the candidates into `out` (scores.jsonl, selected.jsonl; resumable) and returns its counts."""
     from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
     from scoder_jax.score.sandbox_types import Limits
-    from scoder_jax.score.select import score_candidates
+    from scoder_jax.score.select import NoJudge, score_candidates
     from scoder_jax.score.signals import SIGNALS
     from scoder_jax.score.weights import Weights
 
@@ -384,8 +384,8 @@ def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
         for name in ("scores.jsonl", "selected.jsonl"):
             write_jsonl_atomic(out / name, [])
         return {"candidates": 0, "selected": 0}
-    path = judge_path(ctx)
-    judge = load_judge(path, aspects)
+    path = judge_path(ctx) if aspects else "none"
+    judge = load_judge(path, aspects) if aspects else NoJudge()
     summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights,
                                select=sc.selection(),
                                use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress,

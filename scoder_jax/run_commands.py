@@ -17,8 +17,11 @@ from scoder_jax.errors import ScoderError
 @click.option("--until", default=None, help="Stop after this stage.")
 @click.option("--force", is_flag=True, help="Reuse a run directory made by another config.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--ablation", "ablations", multiple=True,
+              help="An ablation of the method (single-checkpoint, no-scoring, no-influence): its overrides "
+                   "come first, so KEY=VALUE pairs still win.")
 @click.argument("overrides", nargs=-1)
-def iterate(config_spec, run_dir, from_stage, until, force, no_progress, overrides):
+def iterate(config_spec, run_dir, from_stage, until, force, no_progress, ablations, overrides):
     """Run (or resume) the SCoder loop: pool, seed, S_0, iterations, final set, student, eval.
 
     OVERRIDES are dotted KEY=VALUE pairs (score.threshold=5, sample.n=2, synth.optim.lr=1e-4).
@@ -26,7 +29,7 @@ def iterate(config_spec, run_dir, from_stage, until, force, no_progress, overrid
     from scoder_jax.pipeline import iterate as run
     from scoder_jax.runconfig import load_run_config
 
-    cfg, path = load_run_config(config_spec, overrides)
+    cfg, path = load_run_config(config_spec, [*(f"ablation={a}" for a in ablations), *overrides])
     manifest = run(cfg, run_dir, from_stage=from_stage, until=until, force=force, progress=not no_progress)
     stages = manifest["stages"]
     done = sum(1 for e in stages.values() if e.get("status") == "done")

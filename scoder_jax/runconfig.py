@@ -22,6 +22,17 @@ from scoder_jax.score.signals import SIGNALS
 from scoder_jax.synth.sampler import Decoding
 from scoder_jax.train.config import TrainConfig
 
+# Ablations of the method (README): named override sets, `scoder iterate --ablation NAME`.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    # without multi-checkpoint sampling: M = 1, S_{t-1}'s last checkpoint only
+    "single-checkpoint": ("sample.checkpoints=1",),
+    # without multi-aspect scoring: no judge, no execution, every parsed candidate kept for influence
+    "no-scoring": ("score.aspects=[]", "score.execution=false", "score.threshold=0", "score.require_tests_pass=false",
+                   "score.per_snippet=all"),
+    # without influence: a random selection of the same size (influence.keep of the kept candidates)
+    "no-influence": ("influence.enabled=false",),
+}
+
 # The presets: configs/ of the repository, shipped inside the package as scoder_jax/presets
 # (a link to configs/ in the source tree, package data in a wheel).
 CONFIG_DIR = Path(str(importlib.resources.files("scoder_jax") / "presets"))
@@ -98,8 +109,9 @@ class ScoreSection(SelectConfig):
     timeout_s: float = 5.0
 
     def __post_init__(self):
-        require(len(self.aspects) > 0 or self.execution, "aspects",
-                "is empty and score.execution is false: nothing would score the candidates")
+        require(len(self.aspects) > 0 or self.execution or self.per_snippet == "all", "aspects",
+                "is empty and score.execution is false: nothing would score the candidates (keeping every parsed "
+                "candidate, the ablation, also needs score.per_snippet=all)")
         unknown = [a for a in self.aspects if a not in DEFAULT_ASPECTS]
         require(not unknown, "aspects", f"has unknown aspect {unknown[0]!r} (known: {', '.join(DEFAULT_ASPECTS)})"
                 if unknown else "")
@@ -229,6 +241,15 @@ def load_run_config(spec: str | Path, overrides: Iterable[str] = (), *, check_in
     (with `check_inputs`) every file it names, so a mistake stops the run before any work.
     A relative path is looked up beside the config file first, then in the working directory."""
     path = resolve_config_path(spec)
+    overrides = list(overrides)
+    for item in overrides:
+        if item.startswith("ablation="):  # `scoder iterate --ablation NAME` passes it this way
+            name = item.split("=", 1)[1]
+            if name not in ABLATIONS:
+                raise ConfigError(f"ablation {name!r}: not one of {', '.join(ABLATIONS)}")
+    ablations = [x.split("=", 1)[1] for x in overrides if x.startswith("ablation=")]
+    overrides = [o for name in ablations for o in ABLATIONS[name]] + [x for x in overrides
+                                                                     if not x.startswith("ablation=")]
     cfg = resolve_paths(load_config(RunConfig, path, overrides), path.parent)
     if check_inputs:
         check_input_files(cfg, path)

@@ -71,7 +71,7 @@ def test_previous_init_and_accumulated_selections(s0, tmp_path):
 
 def test_ablation_single_checkpoint(s0, tmp_path):
     run = _from_s0(s0, tmp_path)
-    _iterate(run, "sample.checkpoints=1", "--until", "select_01")
+    _iterate(run, "--ablation", "single-checkpoint", "--until", "select_01")
     cands = _rows(run / "iter_01/samples/candidates.jsonl")
     assert cands and {c["meta"]["checkpoint_index"] for c in cands} == {0}
     assert {Path(c["meta"]["checkpoint"]).name for c in cands} == {"100"}  # S_0's last checkpoint
@@ -79,7 +79,7 @@ def test_ablation_single_checkpoint(s0, tmp_path):
 
 def test_ablation_without_influence_selects_at_random_the_same_number(s0, tmp_path):
     run = _from_s0(s0, tmp_path)
-    _iterate(run, "influence.enabled=false", "--until", "select_01")
+    _iterate(run, "--ablation", "no-influence", "--until", "select_01")
     m = _manifest(run)
     kept = _rows(run / "iter_01/scores/selected.jsonl")
     chosen = _rows(run / "iter_01/selected/synthesized.jsonl")
@@ -119,3 +119,17 @@ def test_synthesizers_judged_by_their_students(s0, tmp_path):
         assert c["trained_on"] == 1 and c["fixed_size"] == 1 and c["pass@1"] is not None, c
         assert (run / f"iter_{t:02d}/student_eval/eval/results.json").exists()
     assert "eval_02" not in names and not (run / "iter_01/eval").exists()  # S_t itself is not evaluated
+
+
+def test_ablation_without_scoring_keeps_every_parsed_candidate(s0, tmp_path):
+    """No judge is loaded, nothing is executed: every parsed candidate (all of a snippet's, not
+    its best) goes on to influence."""
+    run = _from_s0(s0, tmp_path)
+    r = _iterate(run, "--ablation", "no-scoring", "--until", "influence_01")
+    cands = _rows(run / "iter_01/samples/candidates.jsonl")
+    kept = _rows(run / "iter_01/scores/selected.jsonl")
+    assert len(cands) == 8 and {c["id"] for c in kept} == {c["id"] for c in cands}
+    scored = _rows(run / "iter_01/scores/scores.jsonl")
+    assert all(not row.get("scores") and row.get("signals") is None for row in scored)
+    assert "judge" not in r.stderr.lower() or "loading judge" not in r.stderr.lower()
+    assert _manifest(run)["stages"]["influence_01"]["counts"]["candidates"] == 8

@@ -32,9 +32,10 @@ import dataclasses
 import json
 import math
 import time
+import types
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class SelectConfig:
     threshold: float | None = None  # None: the weights' suggested threshold, else keep all
     require_parse: bool = True  # drop Python candidates whose solution does not parse
     require_tests_pass: bool = False  # drop Python candidates whose tests fail (not those never tested)
+    per_snippet: Literal["best", "all"] = "best"  # keep each snippet's best candidate, or every one that passes
 
 
 def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), threshold: float | None = None
@@ -74,6 +76,8 @@ def select_best(rows: Sequence[dict], cfg: SelectConfig = SelectConfig(), thresh
             reason[r["id"]] = "failed_tests"
         elif thr is not None and total < thr:
             reason[r["id"]] = "below_threshold"
+        elif cfg.per_snippet == "all":
+            reason[r["id"]] = "selected"
         else:
             reason[r["id"]] = "not_best"
             cur = best.get(r["snippet_id"])
@@ -101,6 +105,19 @@ def load_candidates(path: str | Path, limit: int | None = None) -> list[dict]:
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+class NoJudge:
+    """Scoring without a judge (no aspects: the ablation without multi-aspect scoring): every
+    candidate gets no ratings, and the total is the execution signals' part alone."""
+
+    aspects: tuple = ()
+    compiled: dict = {}
+    stats: dict = {}
+
+    def score(self, part: Sequence[dict]):
+        n = len(part)
+        return types.SimpleNamespace(skipped={}, scores=[[]] * n, digit_mass=[[]] * n, truncated=[False] * n)
 
 
 def _judge_identity(judge, judge_name: str) -> dict:

@@ -62,7 +62,7 @@ class Weights:
     def default(cls, aspects: Sequence[str]) -> "Weights":
         """The mean aspect rating (0..9) plus 1 for parsing, 1 for running, 2 for passing its tests."""
         z = len(aspects)
-        return cls(tuple(aspects), tuple([1.0 / z] * z), (1.0, 1.0, 2.0), 0.0, None, "default")
+        return cls(tuple(aspects), tuple([1.0 / z] * z) if z else (), (1.0, 1.0, 2.0), 0.0, None, "default")
 
     # ------------------------------------------------------------------ scoring
     def features(self, aspect_scores: np.ndarray, signals: Sequence[dict | None]) -> np.ndarray:

@@ -6,8 +6,11 @@ next-token distribution restricted to the ten digit tokens "0".."9":
 
     x_z = sum_d d * p(d) / sum_d p(d)        d = 0..9
 
-`digit_mass = sum_d p(d)` (under the full softmax) says how much the judge meant to answer with
-a digit at all; it is kept as a diagnostic.
+With `rating="integer"` (the paper's integer scores, `score.rating: integer`) the rating is the
+most likely digit, argmax_d p(d), instead. `digit_mass = sum_d p(d)` (under the full softmax)
+says how much the judge meant to answer with a digit at all; it is kept as a diagnostic.
+A trained scorer (`scoder scorer train`) is read by the same prompts; `load_judge` on its folder
+takes its checkpoint once its aspects match (`scorer_info`).
 
 Cost. Prompts are laid out so that work is shared: instructions and rubrics first (the same
 for every candidate), then the exercise (the same for every aspect of a candidate), then a
@@ -141,7 +144,7 @@ def digit_token_ids(tokenizer) -> list[int]:
 
 @dataclasses.dataclass
 class JudgeResult:
-    scores: np.ndarray  # [n, Z] expected digit, NaN where not judged
+    scores: np.ndarray  # [n, Z] rating (expected digit, or the most likely one), NaN where not judged
     digit_mass: np.ndarray  # [n, Z] probability the judge puts on any digit
     truncated: np.ndarray  # [n] bool: the prompt was shortened to fit
     skipped: dict[int, str]  # candidate index -> reason it was not judged ("no_problem", "no_solution")
@@ -165,6 +168,7 @@ def _common_prefix(seqs: list[list[int]]) -> int:
 
 _CUT_FIELDS = ("snippet", "solution", "tests", "problem")
 TRUNCATION_MARK = "\n... [truncated]"
+RATINGS = ("expected", "integer")
 
 
 class Judge:
@@ -178,7 +182,7 @@ class Judge:
     SUFFIX_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
     def __init__(self, model, tokenizer, aspects: Sequence[Aspect] = DEFAULT_ASPECTS, *, batch_size: int = 8,
-                 tokens_per_batch: int = 8192, max_prompt_tokens: int | None = None):
+                 tokens_per_batch: int = 8192, max_prompt_tokens: int | None = None, rating: str = "expected"):
         import jax
         from flax import nnx
 
@@ -191,6 +195,9 @@ class Judge:
         if tokenizer.vocab_size > self.cfg.vocab_size or int(self.digit_ids.max()) >= self.cfg.vocab_size:
             raise ScoderError(f"judge: the tokenizer ({tokenizer.vocab_size} tokens) does not fit the model's "
                               f"vocabulary of {self.cfg.vocab_size}; give the judge checkpoint's own tokenizer")
+        if rating not in RATINGS:
+            raise ConfigError(f"judge rating {rating!r}: choose one of {', '.join(RATINGS)}")
+        self.rating = rating  # "expected": sum_d d p(d) / sum_d p(d); "integer": argmax_d p(d) (the paper's)
         self.batch_size = max(1, batch_size)
         self.tokens_per_batch = max(tokens_per_batch, 128)
         self.max_prompt_tokens = min(max_prompt_tokens or self.cfg.max_position, self.cfg.max_position)
@@ -272,7 +279,8 @@ class Judge:
                 logp = self._run(group)  # [Z, b, 10]
                 p = np.exp(logp.astype(np.float64))
                 m = p.sum(-1)  # [Z, b]
-                ev = (p * np.arange(10)).sum(-1) / np.maximum(m, 1e-300)
+                ev = (p * np.arange(10)).sum(-1) / np.maximum(m, 1e-300) if self.rating == "expected" \
+                    else p.argmax(-1).astype(np.float64)
                 for r, (i, _, _) in enumerate(group):
                     scores[i] = ev[:, r]
                     mass[i] = m[:, r]
@@ -385,6 +393,9 @@ def load_judge(path: str, aspects: Sequence[Aspect] = DEFAULT_ASPECTS, *, tokeni
     from scoder_jax.models.checkpoint import load_model, load_tokenizer
     from scoder_jax.tokenizer import Tokenizer
 
+    from scoder_jax.score.scorer_info import scorer_checkpoint
+
+    path = scorer_checkpoint(path, aspects)  # a trained scorer's folder: its checkpoint, if its aspects match
     tok = Tokenizer.load(tokenizer) if tokenizer else load_tokenizer(path)
     return Judge(load_model(path), tok, aspects, **kw)
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "plan": "scoder_jax.plan:plan",
     "sample": "scoder_jax.synth.sample_commands:sample",
     "score": "scoder_jax.score.score_commands:score",
+    "scorer": "scoder_jax.score.scorer_commands:scorer",
     "export": "scoder_jax.run_commands:export",
     "student": "scoder_jax.student:student",
 }

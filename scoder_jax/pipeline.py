@@ -374,23 +374,56 @@ def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
     sc = ctx.cfg.score
     by_name = {a.name: a for a in DEFAULT_ASPECTS}
     aspects = tuple(by_name[a] for a in sc.aspects)  # names checked when the config was built
-    w = dict(sc.weights)
-    default = Weights.default([a.name for a in aspects])
-    weights = Weights(tuple(a.name for a in aspects),
-                      tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
-                      tuple(float(w.get(k, d)) for k, d in zip(SIGNALS, default.exec_weights)),
-                      0.0, sc.threshold, "config")
+    select = sc.selection()
+    if isinstance(sc.weights, dict):
+        w = dict(sc.weights)
+        default = Weights.default([a.name for a in aspects])
+        weights = Weights(tuple(a.name for a in aspects),
+                          tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
+                          tuple(float(w.get(k, d)) for k, d in zip(SIGNALS, default.exec_weights)),
+                          0.0, sc.threshold, "config")
+    else:  # fitted here (after judging) or in a file: their own threshold
+        select = dataclasses.replace(select, threshold=None)
+        weights = None if sc.weights == "fit" else Weights.load(sc.weights).aligned([a.name for a in aspects])
     if not candidates:
         for name in ("scores.jsonl", "selected.jsonl"):
             write_jsonl_atomic(out / name, [])
         return {"candidates": 0, "selected": 0}
     path = judge_path(ctx) if aspects else "none"
-    judge = load_judge(path, aspects) if aspects else NoJudge()
-    summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights,
-                               select=sc.selection(),
+    judge = load_judge(path, aspects, rating=sc.rating) if aspects else NoJudge()
+    tests = ctx.cfg.synth.format == "problem_solution_tests"
+    summary = score_candidates(candidates, judge, out, judge_name=str(path), weights=weights, select=select,
                                use_exec=sc.execution, limits=Limits(timeout_s=sc.timeout_s), progress=ctx.progress,
-                               tests=ctx.cfg.synth.format == "problem_solution_tests")
+                               tests=tests)
+    if weights is None:
+        summary = _fit_and_reselect(ctx, candidates, judge, out, select, summary, tests)
+    else:
+        weights.save(out / "weights.json")  # what the totals used, for the report
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or k == "reasons"}
+
+
+def _fit_and_reselect(ctx: Context, candidates: list[dict], judge, out: Path, select, summary: dict,
+                      tests: bool) -> dict:
+    """score.weights: fit: w fitted on the seed set against its corruptions and this stage's
+    candidates that failed execution (weights.json, fit_report.json in `out`), then the totals
+    and selection redone with it."""
+    from scoder_jax.io import iter_jsonl
+    from scoder_jax.score.sandbox_types import Limits
+    from scoder_jax.score.select import reselect
+    from scoder_jax.score.stage_weights import fit_stage_weights
+
+    sc = ctx.cfg.score
+    weights = fit_stage_weights(read_jsonl(ctx.path("seed") / "seed.jsonl"), list(iter_jsonl(out / "judged.jsonl")),
+                                judge, out, method=sc.fit, max_positives=sc.fit_positives, use_exec=sc.execution,
+                                tests=tests, limits=Limits(timeout_s=sc.timeout_s), rng_seed=ctx.cfg.seed,
+                                progress=ctx.progress)
+    r = weights.report
+    log.info("score: weights fitted (%s) on %d seed samples against %d corruptions and %d failed candidates: "
+             "cross-validated AUC %.3f, threshold %.4g", sc.fit, r["positives"], r["corrupted"], r["failed_execution"],
+             r["cv_auc"], weights.threshold)
+    merged = {**summary, **reselect(candidates, out, weights=weights, select=select), "fit_cv_auc": r["cv_auc"]}
+    write_json_atomic(out / "summary.json", merged)
+    return merged
 
 
 def run_influence(ctx: Context, stage: Stage, out: Path) -> dict:

@@ -130,6 +130,7 @@ def collect(run_dir: Path, manifest: dict, final_iteration: int | None = None) -
                     if _number(v) is not None:
                         aspects.setdefault(a, []).append(float(v))
             row["_selected"] = out / "selected.jsonl"
+            row["weights"] = _weights(out)
         elif kind == "influence":
             row["_influence"] = {r["id"]: _number(r.get("score")) for r in _rows(out / "scores.jsonl")}
             row["influence"] = [v for v in row["_influence"].values() if v is not None]
@@ -182,6 +183,38 @@ def _iteration_table(data: dict, final_iteration: int | None) -> str:
                "tests: each sample's own tests, run in the sandbox (— where none ran); pass@1 (on the eval "
                "stage's first benchmark) of the model in brackets: S_t after iteration t, the student for the final "
                "set.</caption></table>")
+    return "".join(out)
+
+
+def _weights(score_dir: Path) -> dict | None:
+    """The weights a score stage totalled with (its weights.json), and the cross-validated AUC of
+    their fit where it fitted them (fit_report.json)."""
+    try:
+        w = json.loads((score_dir / "weights.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fit = (w.get("report") or {}) if isinstance(w, dict) else {}
+    return {"method": w.get("method"), "weights": {**(w.get("aspect_weights") or {}), **(w.get("exec_weights") or {}),
+                                                   "bias": w.get("bias")},
+            "threshold": w.get("threshold"), "cv_auc": fit.get("cv_auc")}
+
+
+def _weights_table(data: dict, final_iteration: int | None) -> str:
+    """One row per score stage: how its weights were made, each weight, the threshold, the fit's AUC."""
+    rows = [(it, r["weights"]) for it, r in data["iterations"].items() if r.get("weights")]
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for _, w in rows for k in w["weights"]))
+    out = ["<table id='weights'><tr><th>iteration</th><th>weights</th>" + "".join(f"<th>{html.escape(k)}</th>"
+                                                                          for k in keys)
+           + "<th>threshold</th><th>cross-validated AUC</th></tr>"]
+    for it, w in rows:
+        out.append(f"<tr><td>{_label(it, final_iteration)}</td><td>{_fmt(w['method'])}</td>"
+                   + "".join(f"<td>{_fmt(_number(w['weights'].get(k)), 3)}</td>" for k in keys)
+                   + f"<td>{_fmt(_number(w['threshold']), 3)}</td><td>{_fmt(_number(w['cv_auc']), 3)}</td></tr>")
+    out.append("<caption>total = sum of weight × rating (0-9) + weight × execution signal (0/1) + bias; "
+               "fit: fitted at that stage on the seed set against its corruptions and failed candidates "
+               "(score.weights: fit).</caption></table>")
     return "".join(out)
 
 
@@ -278,6 +311,9 @@ def render(data: dict, manifest: dict, cfg) -> str:
     for name, alt in (("counts", "samples per iteration"), ("rates", "pass@1 and test pass rates per iteration")):
         if name in figs:
             parts.append(_png(figs[name], alt))
+    weights = _weights_table(data, T1)
+    if weights:
+        parts.append("<h2>Score weights per iteration</h2>" + weights)
     if "totals" in figs:
         parts.append("<h2>Total scores against the previous iteration</h2>" + _totals_table(data, T1)
                      + _png(figs["totals"], "total scores per iteration"))

@@ -104,7 +104,14 @@ class ScoreSection(SelectConfig):
     require_tests_pass: bool = True
     judge: str = "base"  # "base": the synthesizer's base model; else a checkpoint path
     aspects: tuple[str, ...] = DEFAULT_ASPECTS
-    weights: dict = field(default_factory=dict)  # aspect or signal -> weight; missing aspects weigh 1
+    # {aspect or signal: weight} (missing aspects weigh 1, totals on the mean-rating scale, kept at
+    # `threshold`); "fit": fitted at each score stage on the seed set against corruptions and failed
+    # candidates (`score/stage_weights.py`); or a weights file (`scoder score fit-weights`). Fitted
+    # weights bring their own threshold (Youden's J on their calibration set) instead of `threshold`.
+    weights: dict | str = field(default_factory=dict)
+    fit: Literal["nnls", "logistic"] = "nnls"  # how `weights: fit` fits them
+    fit_positives: int = 256  # seed samples judged as positives for `weights: fit` (a seeded sample; 0: all)
+    rating: Literal["integer", "expected"] = "expected"  # a judge's rating: argmax digit (the paper's) or expected digit
     execution: bool = True  # run solutions and tests in the sandbox
     timeout_s: float = 5.0
 
@@ -115,11 +122,18 @@ class ScoreSection(SelectConfig):
         unknown = [a for a in self.aspects if a not in DEFAULT_ASPECTS]
         require(not unknown, "aspects", f"has unknown aspect {unknown[0]!r} (known: {', '.join(DEFAULT_ASPECTS)})"
                 if unknown else "")
-        known = (*self.aspects, *SIGNALS)
-        bad = [k for k in self.weights if k not in known]
-        require(not bad, "weights", f"has unknown key {bad[0]!r} (known: {', '.join(known)})" if bad else "")
-        bad = [k for k, v in self.weights.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
-        require(not bad, "weights", f"{bad[0]!r} must be a number, got {self.weights[bad[0]]!r}" if bad else "")
+        if isinstance(self.weights, str):
+            require(bool(self.weights.strip()), "weights", "must be a mapping {aspect or signal: weight}, 'fit' "
+                    "(fitted at each score stage) or a weights file")
+            require(self.weights != "fit" or len(self.aspects) > 0, "weights",
+                    "= fit needs aspects to weigh, but score.aspects is empty")
+        else:
+            known = (*self.aspects, *SIGNALS)
+            bad = [k for k in self.weights if k not in known]
+            require(not bad, "weights", f"has unknown key {bad[0]!r} (known: {', '.join(known)})" if bad else "")
+            bad = [k for k, v in self.weights.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+            require(not bad, "weights", f"{bad[0]!r} must be a number, got {self.weights[bad[0]]!r}" if bad else "")
+        require(self.fit_positives >= 0, "fit_positives", f"must be >= 0 (0: all), got {self.fit_positives}")
         require(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
 
     def selection(self) -> SelectConfig:
@@ -289,6 +303,8 @@ def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
         cfg.seed_set, source=_beside(cfg.seed_set.source, base))
     score = cfg.score if cfg.score.judge == "base" or _is_named(cfg.score.judge) else dataclasses.replace(
         cfg.score, judge=_beside(cfg.score.judge, base))
+    if isinstance(score.weights, str) and score.weights != "fit":  # a weights file
+        score = dataclasses.replace(score, weights=_beside(score.weights, base))
     ev = dataclasses.replace(cfg.eval, problems=_beside(cfg.eval.problems, base),
                              files={k: _beside(v, base) for k, v in cfg.eval.files.items()})
     return dataclasses.replace(cfg, pool=pool, seed_set=seed, score=score, eval=ev,
@@ -316,6 +332,10 @@ def check_input_files(cfg: RunConfig, config_path: Path) -> None:
             resolve(cfg.score.judge)
         else:
             need("score.judge", cfg.score.judge)
+            check_scorer(cfg, where)
+    if isinstance(cfg.score.weights, str) and cfg.score.weights != "fit":
+        need("score.weights", cfg.score.weights)
+        check_weights_file(cfg, where)
     need("eval.problems", cfg.eval.problems)
     for bench, path in cfg.eval.files.items():
         need(f"eval.files.{bench}", path)
@@ -336,3 +356,32 @@ def check_input_files(cfg: RunConfig, config_path: Path) -> None:
                 raise ConfigError(f"{where}: '{name}.{key}' = {value}: neither a file or folder (looked beside "
                                   f"{config_path.parent} and in {Path.cwd()}) nor a {kind}"
                                   + (f" ({', '.join(sorted(PRESETS))})" if key == "model" else ""))
+
+
+def check_scorer(cfg: RunConfig, where: str) -> None:
+    """A trained scorer as score.judge (`scoder scorer train`'s folder) was trained on score.aspects."""
+    from scoder_jax.score.scorer_info import check_scorer_aspects, read_scorer
+
+    info = read_scorer(cfg.score.judge)
+    if info is not None:
+        by_name = {a.name: a for a in JUDGE_ASPECTS}
+        try:
+            check_scorer_aspects(cfg.score.judge, info, [by_name[a] for a in cfg.score.aspects])
+        except ConfigError as e:
+            raise ConfigError(f"{where}: 'score.judge' = {e}") from None
+
+
+def check_weights_file(cfg: RunConfig, where: str) -> None:
+    """A weights file as score.weights weighs exactly score.aspects."""
+    from scoder_jax.score.weights import Weights
+
+    path = cfg.score.weights
+    try:
+        w = Weights.load(path)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: 'score.weights' = {e}") from None
+    have, want = sorted(w.aspects), sorted(cfg.score.aspects)
+    if have != want:
+        raise ConfigError(f"{where}: 'score.weights' = {path}: its weights are for the aspects {', '.join(have)}, but "
+                          f"score.aspects is {', '.join(want) or '(none)'}: refit them on these aspects (`scoder "
+                          "score fit-weights`, or score.weights=fit) or set score.aspects to theirs")

@@ -127,7 +127,7 @@ def annotate_cmd(candidates_path, out_dir, teacher_url, teacher_model, api_key_e
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Scorer folder (use it as score.judge): scorer.json, ckpt/, report.json, heldout.jsonl.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Train config YAML (the train section; default: the scorer's defaults, see --help of overrides).")
+              help="Train config YAML (the train section); without it the scorer's defaults below apply.")
 @click.option("--tokenizer", help="Tokenizer of the base (default: the checkpoint's own).")
 @click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Fraction of the annotated candidates held out for the agreement figures.")

@@ -13,11 +13,12 @@ from flax import nnx
 from scipy import stats
 
 from scoder_jax.errors import ScoderError
-from scoder_jax.generate import forward
-from scoder_jax.generate.engine import Engine
+from scoder_jax.generate.engine import DecodeState, Engine, decode_weights, init_state, state_axes
 from scoder_jax.generate.sampling import SamplingParams, filter_logits, sample_key, sample_tokens, step_keys
 from scoder_jax.models.config import LoraConfig, ModelConfig
-from scoder_jax.models.llama import Decoder
+from scoder_jax.models import kv_cache, llama
+from scoder_jax.models.kv_cache import init_cache
+from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 
 CFG = ModelConfig(vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8,
                   intermediate_size=48, max_position=160, bos_token_id=None, eos_token_id=None)
@@ -50,26 +51,63 @@ def ref_greedy(m, p, n):
     return ids[len(p):]
 
 
-def test_decode_path_matches_model_forward():
+def test_decode_path_is_the_model_forward():
+    """The engine's weights (LoRA merged, per layer) through the model's cached path: a prefill
+    of 12 tokens, then one token per step (all slots, by blocks, one pass past half the cache),
+    equal the model's own no-cache logits; so does the Decoder's cached call (adapters unmerged)
+    with several tokens per call."""
     cfg = CFG.replace(qkv_bias=True, o_bias=True, lora=LoraConfig(rank=2, targets=("q", "v", "up")))
     m = Decoder(cfg, rngs=nnx.Rngs(1))
     for name in ("lora_q_b", "lora_v_b", "lora_up_b", "bq", "bo"):  # make LoRA and biases non-trivial
         v = getattr(m, name)
         v.value = 0.1 * jax.random.normal(jax.random.key(len(name)), v.value.shape)
-    specs = forward.layer_param_names(cfg) + forward.global_param_names(cfg)
-    w = forward.split_weights(cfg, {n: getattr(m, n).value for n in specs})
+    w = decode_weights(cfg, {n: getattr(m, n).value for n in {**param_specs(cfg), **lora_specs(cfg)}})
+    assert not any(n.startswith("lora_") for n in w["layers"][0])
     toks = jnp.array(prompts(1, seed=3, lo=20, hi=21))
     full = m(toks).logits[0]  # [T, V]
-    logits, kvs = jax.jit(forward.prefill, static_argnums=0)(cfg, w, toks[:, :12], jnp.array([12]))
-    np.testing.assert_allclose(logits[0], full[11], atol=1e-4, rtol=1e-4)
-    caches = [(jnp.pad(k, ((0, 0), (0, 0), (0, 0), (0, 52))), jnp.pad(v, ((0, 0), (0, 0), (0, 52), (0, 0))))
-              for k, v in kvs]
+    cache = init_cache(cfg, 1, 64)
+    fwd = jax.jit(llama.forward_cached, static_argnums=0, static_argnames=("prefill", "block"))
+    h, cache = fwd(cfg, w, toks[:, :12], None, cache, prefill=True)
+    np.testing.assert_allclose(llama.logits_of(cfg, w, h[0]), full[:12], atol=1e-4, rtol=1e-4)
     for block in (None, 16, 48):  # 16: visited by blocks; 48 (> half the 64 slots): one pass
-        c = caches
-        step = jax.jit(lambda w, c, tok, pos: forward.decode_step(cfg, w, c, tok, pos, block=block))
+        c = cache
         for t in range(12, 20):
-            lg, c = step(w, c, toks[:, t], jnp.array([t]))
-            np.testing.assert_allclose(lg[0], full[t], atol=1e-4, rtol=1e-4)
+            h, c = fwd(cfg, w, toks[:, t:t + 1], jnp.array([[t]]), c, block=block)
+            np.testing.assert_allclose(llama.logits_of(cfg, w, h[0, 0]), full[t], atol=1e-4, rtol=1e-4)
+    out = m(toks[:, 12:16], positions=jnp.arange(12, 16)[None], cache=cache)
+    np.testing.assert_allclose(out.logits[0], full[12:16], atol=1e-4, rtol=1e-4)
+
+
+def test_engine_prefill_runs_the_model_attention(model, monkeypatch):
+    """The engine's prefill is the model's no-cache attention: with `attention: flash` (its
+    Pallas kernel in the interpreter here) the kernel runs there, with the same tokens."""
+    from scoder_jax.models import flash
+
+    monkeypatch.setattr(flash, "INTERPRET", True)
+    calls = []
+    kernel = flash.flash_attention
+    monkeypatch.setattr(flash, "flash_attention", lambda *a: calls.append(a[0].shape) or kernel(*a))
+    fast = Decoder(CFG.replace(attention="flash"), rngs=nnx.Rngs(0))
+    ps = prompts(3, seed=2, lo=14)
+    params = SamplingParams(max_new_tokens=6)
+    out = Engine(fast, max_batch=4, buckets=BUCKETS).generate(ps, params)
+    assert calls and all(shape[1] in BUCKETS for shape in calls)  # the prompt buckets: the prefill
+    assert [r[0].tokens for r in out] == [r[0].tokens for r in Engine(model, max_batch=4, buckets=BUCKETS)
+                                          .generate(ps, params)]
+
+
+def test_decode_state_is_one_pytree_with_one_sharding_tree():
+    """The engine's state: one typed pytree (cache included); its shardings map from one tree
+    of logical axes, leaf for leaf."""
+    from scoder_jax import parallel
+
+    mesh = parallel.make_mesh(data=2, fsdp=2, tensor=2)
+    st = jax.eval_shape(lambda: init_state(CFG, 8, 64))
+    assert isinstance(st, DecodeState) and len(st.cache.k) == CFG.num_layers
+    shardings = jax.tree.map(lambda a, axes: parallel.sharding_for(axes, a.shape, mesh), st, state_axes(CFG))
+    assert jax.tree.structure(shardings) == jax.tree.structure(st)
+    assert shardings.cache.k[0].spec == parallel.spec_for(kv_cache.K_AXES, st.cache.k[0].shape, mesh)
+    assert shardings.hist.spec[0] == ("data", "fsdp") and shardings.tok.spec[0] == ("data", "fsdp")
 
 
 def test_greedy_matches_model_and_continuous_batching_matches_one_at_a_time(model):

@@ -2,19 +2,27 @@
 
 Design (one generate call):
 
-- A decode batch of B slots and a KV cache of S slots per row (one buffer per layer,
-  keys [B, K, D, S] and values [B, K, S, D], see `forward.py`), S = the length bucket of the longest prompt plus
-  `max_new_tokens`.
-- Decoding runs in chunks of up to `chunk` steps inside one jitted `while_loop` (cache and slot
-  state donated); a chunk ends early once enough slots are free for the next waiting prompt.
+- One model path: prefill and every decode step are the model's own layers
+  (`llama.forward_cached`), against the one KV cache layout of `scoder_jax.models.kv_cache`
+  (one buffer per layer, keys [B, K, D, S] and values [B, K, S, D]; the judge uses the same).
+  The prefill attends by the no-cache attention (the chunked XLA path, or cfg's kernel);
+  a decode step attends through `kv_cache.attend`, which on CPU visits blocks of `attn_block`
+  slots up to the longest live row. Weights are unstacked per layer and LoRA merged once per
+  checkpoint (`decode_weights`), so no step slices a stacked weight or cache.
+- A decode batch of B slots and S cache slots per row, S = the length bucket of the longest
+  prompt plus `max_new_tokens`. Everything the batch carries between device calls (the cache,
+  each row's token, slot, step, limit, key, ...) is one `DecodeState` pytree, donated whole
+  and sharded by one tree of logical axes (`state_axes`).
+- Decoding runs in chunks of up to `chunk` steps inside one jitted `while_loop` (the state
+  donated); a chunk ends early once enough slots are free for the next waiting prompt.
   Between chunks the host collects finished rows (stop ids are checked on device, stop
   strings on the host), emits them, and refills free slots: a jitted insert prefills the
   waiting prompts (a small batch, bucketed by count and length), samples their first tokens
-  and scatters their KV into the free slots. The `n` samples of a prompt share its prefill
+  and copies their KV into the free slots. The `n` samples of a prompt share its prefill
   (its KV is copied into n slots). Rows restart at position 0; stale slots beyond a row's
   position are masked.
 - Once nothing waits, the batch shrinks: when the live rows fit half of it, a jitted gather
-  moves them (cache and state) into the smallest halving that holds them (not below
+  moves them (the whole state) into the smallest halving that holds them (not below
   MIN_SHRUNK_BATCH rows), so the run's tail does not decode dead rows.
 - Sample `s` of the prompt with id `p` draws its t-th token with
   `fold_in(sample_key(seed, p, s), t)`, so outputs do not depend on batch size, slot, order
@@ -41,15 +49,18 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import flax.struct
 from flax import nnx
 from jax.sharding import Mesh
 
 from scoder_jax import parallel
 from scoder_jax.errors import ScoderError
-from scoder_jax.generate import forward
 from scoder_jax.generate.sampling import (SamplingParams, apply_ngram_ban, sample_key, sample_tokens, sampling_mode,
                                          step_keys)
+from scoder_jax.models import kv_cache, llama
+from scoder_jax.models.kv_cache import KVCache
 from scoder_jax.models.llama import Decoder, lora_specs, param_specs
+from scoder_jax.models.lora import merge_lora
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +144,13 @@ class Engine:
             stacked = {n: jax.device_put(v, self._sharding(specs[n][1], v.shape)) for n, v in stacked.items()}
         key = ("split",)
         if key not in self._fns:
-            out_sh = None
+            self._weight_shardings = None
             if self.mesh is not None:
-                abstract = jax.eval_shape(partial(forward.split_weights, self.cfg), stacked)
-                out_sh = jax.tree.map(lambda a, ax: self._sharding(ax, a.shape), abstract,
-                                      forward.weight_axes(self.cfg), is_leaf=lambda x: isinstance(x, tuple))
-            self._fns[key] = self._compile(key, jax.jit(partial(forward.split_weights, self.cfg),
-                                                        out_shardings=out_sh), stacked)
+                abstract = jax.eval_shape(partial(decode_weights, self.cfg), stacked)
+                self._weight_shardings = jax.tree.map(lambda a, axes: self._sharding(axes, a.shape), abstract,
+                                                      llama.weights_axes(self.cfg, param_specs(self.cfg)))
+            self._fns[key] = self._compile(key, jax.jit(partial(decode_weights, self.cfg),
+                                                        out_shardings=self._weight_shardings), stacked)
         return self._fns[key](stacked)
 
     def set_model(self, model: Decoder) -> None:
@@ -210,158 +221,215 @@ class Engine:
                 raise ScoderError(f"prompt {name}: token id outside the vocabulary of {self.cfg.vocab_size}")
 
     # ------------------------------------------------------------------ compiled functions
-    def _shardings(self, B: int, S: int):
-        """(weights, caches, state, rows2d, replicated) shardings, or Nones without a mesh."""
-        if self.mesh is None:
-            return None, None, None, None, None
-        cfg = self.cfg
-        w_sh = jax.tree.map(lambda x: x.sharding, self.weights)
-        k_sh = parallel.sharding_for(("batch", "kv_heads", "head_dim", "length"),
-                                     (B, cfg.num_kv_heads, cfg.head_dim, S), self.mesh)
-        v_sh = parallel.sharding_for(("batch", "kv_heads", "length", "head_dim"),
-                                     (B, cfg.num_kv_heads, S, cfg.head_dim), self.mesh)
-        row = parallel.sharding_for(("batch",), (B,), self.mesh)
-        row2 = parallel.sharding_for(("batch", None), (B, 2), self.mesh)
-        st_sh = {k: row for k in _STATE_KEYS}
-        st_sh["keys"] = row2
-        st_sh["hist"] = parallel.sharding_for(("batch", None), (B, S), self.mesh)
-        return w_sh, [(k_sh, v_sh)] * cfg.num_layers, st_sh, row2, parallel.replicated(self.mesh)
+    def _state_shardings(self, B: int, S: int):
+        """The DecodeState of B rows and S slots as a tree of shardings (from its logical axes)."""
+        abstract = jax.eval_shape(partial(init_state, self.cfg, B, S))
+        return jax.tree.map(lambda a, axes: parallel.sharding_for(axes, a.shape, self.mesh), abstract,
+                            state_axes(self.cfg))
 
     def _init_fn(self, B: int, S: int):
         key = ("init", B, S)
         if key not in self._fns:
-            _, c_sh, st_sh, _, _ = self._shardings(B, S)
-            out = None if self.mesh is None else (c_sh, st_sh)
-            self._fns[key] = self._compile(key, jax.jit(partial(_init_state, self.cfg, B, S), out_shardings=out))
+            out = None if self.mesh is None else self._state_shardings(B, S)
+            self._fns[key] = self._compile(key, jax.jit(partial(init_state, self.cfg, B, S), out_shardings=out))
         return self._fns[key]
 
     def _decode_fn(self, B: int, S: int, mode: str, ngram: int, args):
         key = ("decode", B, S, self.chunk, mode, ngram, self.unroll)
         if key not in self._fns:
-            w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
             if self.mesh is not None:
-                row = st_sh["active"]
-                kw = dict(in_shardings=(w_sh, c_sh, st_sh, row) + (rep,) * 7, out_shardings=(c_sh, st_sh, row2, rep))
+                st, rep = self._state_shardings(B, S), parallel.replicated(self.mesh)
+                rows = parallel.sharding_for(("batch", None), (B, self.chunk), self.mesh)
+                req = ChunkRequest(kill=st.active, max_steps=rep, exit_free=rep)
+                kw = dict(in_shardings=(self._weight_shardings, st, req, rep), out_shardings=(st, rows, rep))
             block = self.attn_block if self.attn_block and S % self.attn_block == 0 else None
-            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode, ngram, self.unroll), donate_argnums=(1, 2), **kw)
+            fn = jax.jit(partial(_decode_chunk, self.cfg, self.chunk, block, mode, ngram, self.unroll),
+                         donate_argnums=(1,), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
     def _gather_fn(self, B: int, B2: int, S: int, args):
         key = ("gather", B, B2, S)
         if key not in self._fns:
-            _, c_sh, st_sh, _, rep = self._shardings(B, S)
-            _, c_sh2, st_sh2, _, _ = self._shardings(B2, S)
-            kw = {} if self.mesh is None else dict(in_shardings=(c_sh, st_sh, rep), out_shardings=(c_sh2, st_sh2))
-            self._fns[key] = self._compile(key, jax.jit(_gather_rows, **kw), *args)
+            kw = {}
+            if self.mesh is not None:
+                kw = dict(in_shardings=(self._state_shardings(B, S), parallel.replicated(self.mesh)),
+                          out_shardings=self._state_shardings(B2, S))
+            self._fns[key] = self._compile(key, jax.jit(DecodeState.rows, **kw), *args)
         return self._fns[key]
 
     def _insert_fn(self, B: int, S: int, Pn: int, Tp: int, mode: str, args):
         key = ("insert", B, S, Pn, Tp, mode)
         if key not in self._fns:
-            w_sh, c_sh, st_sh, row2, rep = self._shardings(B, S)
             kw = {}
             if self.mesh is not None:
-                kw = dict(in_shardings=(w_sh, c_sh, st_sh) + (rep,) * 13, out_shardings=(c_sh, st_sh, rep))
-            fn = jax.jit(partial(_insert, self.cfg, mode), donate_argnums=(1, 2), **kw)
+                st, rep = self._state_shardings(B, S), parallel.replicated(self.mesh)
+                kw = dict(in_shardings=(self._weight_shardings, st, rep, rep), out_shardings=(st, rep))
+            fn = jax.jit(partial(_insert, self.cfg, mode), donate_argnums=(1,), **kw)
             self._fns[key] = self._compile(key, fn, *args)
         return self._fns[key]
 
 
-_STATE_KEYS = ("tok", "pos", "step", "limit", "active", "start")
 MIN_SHRUNK_BATCH = 8  # below this a decode step costs about the same (weight streaming dominates)
 
 
-def _gather_rows(caches, st, idx):
-    """Rows idx [B2] of every cache and state array: a smaller decode batch."""
-    return [(k[idx], v[idx]) for k, v in caches], {k: v[idx] for k, v in st.items()}
+@flax.struct.dataclass
+class DecodeState:
+    """What a decode batch of B rows carries from one device call to the next: one pytree,
+    donated whole, gathered whole when the batch shrinks, sharded by one tree (`state_axes`)."""
+
+    cache: KVCache  # the rows' KV cache (models/kv_cache.py), S slots
+    tok: jax.Array  # [B] int32: the token fed at the next step
+    pos: jax.Array  # [B] int32: its slot
+    step: jax.Array  # [B] int32: tokens generated so far (folded into the sample's key)
+    limit: jax.Array  # [B] int32: max_new_tokens
+    active: jax.Array  # [B] bool: the row still generates
+    keys: jax.Array  # [B, 2] uint32: key data of the sample's base key (`sample_key`)
+    start: jax.Array  # [B] int32: slot of the first generated token (the prompt's length)
+    hist: jax.Array  # [B, S] int32: the token fed at each slot (for the n-gram ban)
+
+    def rows(self, idx: jax.Array) -> "DecodeState":
+        """Rows idx [B2] of everything: a smaller decode batch."""
+        return jax.tree.map(lambda x: x[idx], self)
 
 
-def _init_state(cfg, B: int, S: int):
-    caches = forward.init_caches(cfg, B, S)
-    st = {"tok": jnp.zeros((B,), jnp.int32), "pos": jnp.zeros((B,), jnp.int32), "step": jnp.zeros((B,), jnp.int32),
-          "limit": jnp.zeros((B,), jnp.int32), "active": jnp.zeros((B,), bool),
-          "keys": jnp.zeros((B, 2), jnp.uint32), "start": jnp.zeros((B,), jnp.int32),
-          "hist": jnp.zeros((B, S), jnp.int32)}
-    return caches, st
+def init_state(cfg, B: int, S: int) -> DecodeState:
+    z = jnp.zeros((B,), jnp.int32)
+    return DecodeState(cache=kv_cache.init_cache(cfg, B, S), tok=z, pos=z, step=z, limit=z,
+                       active=jnp.zeros((B,), bool), keys=jnp.zeros((B, 2), jnp.uint32), start=z,
+                       hist=jnp.zeros((B, S), jnp.int32))
 
 
-def _knobs(B, temperature, top_k, top_p, min_p):
-    return (jnp.full((B,), temperature, jnp.float32), jnp.full((B,), top_k, jnp.int32),
-            jnp.full((B,), top_p, jnp.float32), jnp.full((B,), min_p, jnp.float32))
+def state_axes(cfg) -> DecodeState:
+    """The logical axes of every DecodeState leaf (a DecodeState of axis-name tuples): rows over
+    the batch axes, the cache's heads by the model's rule table."""
+    row = ("batch",)
+    return DecodeState(cache=kv_cache.logical_axes(cfg), tok=row, pos=row, step=row, limit=row, active=row,
+                       keys=("batch", None), start=row, hist=("batch", None))
 
 
-def _insert(cfg, mode, w, caches, st, tokens, lengths, tgt, src, pids, sidx, seed, limit, stop,
-            temperature, top_k, top_p, min_p):
-    """Prefills tokens [Pn, Tp] (lengths [Pn]) and starts slot tgt[j] (B = none) as sample
-    sidx[j] of prompt row src[j] (prompt id pids[j]). Returns caches, state, first tokens [B]."""
-    B = st["tok"].shape[0]
-    S = caches[0][1].shape[2]
-    logits, kvs = forward.prefill(cfg, w, tokens, lengths)
-    Tc = min(tokens.shape[1], S)
-    new_caches = []
-    for (ck, cv), (k, v) in zip(caches, kvs):
-        ck = ck.at[tgt, :, :, :Tc].set(k[src, :, :, :Tc].astype(ck.dtype), mode="drop")
-        cv = cv.at[tgt, :, :Tc].set(v[src, :, :Tc].astype(cv.dtype), mode="drop")
-        new_caches.append((ck, cv))
-    keys = jax.vmap(sample_key, in_axes=(None, 0, 0))(seed, pids, sidx)
-    first = sample_tokens(logits[src], step_keys(keys, jnp.zeros((B,), jnp.int32)),
-                          *_knobs(B, temperature, top_k, top_p, min_p), mode=mode)
-    hit = jnp.isin(first, stop)
-    upd = {"tok": first, "pos": lengths[src], "step": jnp.ones((B,), jnp.int32),
-           "limit": jnp.full((B,), limit, jnp.int32), "active": ~hit & (limit > 1),
-           "keys": jax.random.key_data(keys), "start": lengths[src]}
-    st = {k: st[k].at[tgt].set(upd[k].astype(st[k].dtype), mode="drop") if k in upd else st[k] for k in st}
-    return new_caches, st, first
+@flax.struct.dataclass
+class Knobs:
+    """One generate call's sampling settings, as the device reads them (replicated)."""
+
+    stop: jax.Array  # [n] int32 stop ids, padded with -1
+    temperature: jax.Array  # () float32
+    top_k: jax.Array  # () int32
+    top_p: jax.Array  # () float32
+    min_p: jax.Array  # () float32
+
+    def per_row(self, B: int):
+        """(temperature, top_k, top_p, min_p), each [B], as `sample_tokens` takes them."""
+        return (jnp.full((B,), self.temperature, jnp.float32), jnp.full((B,), self.top_k, jnp.int32),
+                jnp.full((B,), self.top_p, jnp.float32), jnp.full((B,), self.min_p, jnp.float32))
 
 
-def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, unroll: int, w, caches, st, kill, stop,
-                  temperature, top_k, top_p, min_p, max_steps, exit_free):
-    """Up to `max_steps` (<= chunk) decode steps; stops early when all rows are done or at least
-    `exit_free` slots are free. Returns caches, state, tokens [B, chunk] (-1 where a row did not
-    produce one), steps run.
+@flax.struct.dataclass
+class Admission:
+    """Prompts to prefill and the slots they start (replicated): slot tgt[j] (B = none) becomes
+    sample sidx[j] of prompt row src[j], whose id is pids[j]."""
 
+    tokens: jax.Array  # [Pn, Tp] int32, right-padded
+    lengths: jax.Array  # [Pn] int32
+    tgt: jax.Array  # [B] int32
+    src: jax.Array  # [B] int32
+    pids: jax.Array  # [B] int32
+    sidx: jax.Array  # [B] int32
+    seed: jax.Array  # () int32
+    limit: jax.Array  # () int32: max_new_tokens
+
+
+@flax.struct.dataclass
+class ChunkRequest:
+    """One decode chunk's orders: rows the host ended (kill [B]), at most max_steps steps, end
+    early once exit_free rows are free."""
+
+    kill: jax.Array  # [B] bool
+    max_steps: jax.Array  # () int32
+    exit_free: jax.Array  # () int32
+
+
+def decode_weights(cfg, params: dict[str, jax.Array]) -> llama.Weights:
+    """Stacked parameters {name: [L, ...]} -> per-layer weights with LoRA adapters merged into
+    their base weights (one matmul per projection while decoding, not three), so no decode step
+    slices a stacked weight; a copy: run it under jit."""
+    return llama.unstack_layers(cfg, merge_lora(cfg, params))
+
+
+def _insert(cfg, mode, w, st: DecodeState, adm: Admission, knobs: Knobs):
+    """Prefills adm.tokens through the model's own layers (`llama.forward_cached(prefill=True)`:
+    the no-cache attention, kernels included) into a cache of their own, copies each admitted
+    sample's prompt row into its slot and draws its first token. Returns state, first tokens [B]."""
+    B = st.tok.shape[0]
+    Pn, Tp = adm.tokens.shape
+    segments = (jnp.arange(Tp)[None, :] < adm.lengths[:, None]).astype(jnp.int32)
+    h, prompts = llama.forward_cached(cfg, w, adm.tokens, None, kv_cache.init_cache(cfg, Pn, Tp, st.cache.v[0].dtype),
+                                      prefill=True, segment_ids=segments)
+    last = h[jnp.arange(Pn), adm.lengths - 1]  # [Pn, E]
+    logits = llama.logits_of(cfg, w, last)
+    cache = kv_cache.copy_rows(st.cache, prompts, adm.tgt, adm.src)
+    keys = jax.vmap(sample_key, in_axes=(None, 0, 0))(adm.seed, adm.pids, adm.sidx)
+    first = sample_tokens(logits[adm.src], step_keys(keys, jnp.zeros((B,), jnp.int32)), *knobs.per_row(B), mode=mode)
+    hit = jnp.isin(first, knobs.stop)
+    length = adm.lengths[adm.src]
+    upd = {"tok": first, "pos": length, "step": jnp.ones((B,), jnp.int32),
+           "limit": jnp.full((B,), adm.limit, jnp.int32), "active": ~hit & (adm.limit > 1),
+           "keys": jax.random.key_data(keys), "start": length}
+    st = st.replace(cache=cache, **{k: getattr(st, k).at[adm.tgt].set(v.astype(getattr(st, k).dtype), mode="drop")
+                                    for k, v in upd.items()})
+    return st, first
+
+
+def _decode_chunk(cfg, chunk: int, block, mode: str, ngram: int, unroll: int, w, st: DecodeState, req: ChunkRequest,
+                  knobs: Knobs):
+    """Up to `req.max_steps` (<= chunk) decode steps; stops early when all rows are done or at
+    least `req.exit_free` slots are free. Returns state, tokens [B, chunk] (-1 where a row did
+    not produce one), steps run.
+
+    Each step is the model's own cached forward of one token per row (`llama.forward_cached`).
     Each loop iteration runs `unroll` steps, so the exit test (a device-to-host read of the loop
     predicate on GPU, which drains the launch queue) comes once per `unroll` steps; a step past
     `max_steps` changes nothing (no row is active in it), and the ones past an early exit
     condition just decode on, so the samples are those of `unroll` = 1."""
-    B = st["tok"].shape[0]
-    active = st["active"] & ~kill
-    st = dict(st, active=active, pos=jnp.where(active, st["pos"], 0))
-    knobs = _knobs(B, temperature, top_k, top_p, min_p)
-    keys = jax.random.wrap_key_data(st["keys"])
+    B = st.tok.shape[0]
+    active = st.active & ~req.kill
+    st = st.replace(active=active, pos=jnp.where(active, st.pos, 0))
+    per_row = knobs.per_row(B)
+    keys = jax.random.wrap_key_data(st.keys)
     toks = jnp.full((B, chunk), -1, jnp.int32)
+    max_steps, exit_free = req.max_steps, req.exit_free
 
     def cond(c):
-        i, _, st, _ = c
-        n_free = jnp.sum(~st["active"])
-        return (i < max_steps) & jnp.any(st["active"]) & ((i == 0) | (n_free < exit_free))
+        i, st, _ = c
+        n_free = jnp.sum(~st.active)
+        return (i < max_steps) & jnp.any(st.active) & ((i == 0) | (n_free < exit_free))
 
     def one_step(c):
-        i, caches, st, toks = c
+        i, st, toks = c
         live = i < max_steps
-        logits, caches = forward.decode_step(cfg, w, caches, st["tok"], st["pos"], block=block)
+        h, cache = llama.forward_cached(cfg, w, st.tok[:, None], st.pos[:, None], st.cache, block=block)
+        logits = llama.logits_of(cfg, w, h[:, 0])  # [B, V] fp32
         if ngram:  # (a step past max_steps rewrites the same token at the same slot)
-            st = dict(st, hist=st["hist"].at[jnp.arange(B), st["pos"]].set(st["tok"], mode="drop"))
-            logits = apply_ngram_ban(logits, st, ngram)
-        nxt = sample_tokens(logits, step_keys(keys, st["step"]), *knobs, mode=mode)
-        act = st["active"] & live
+            st = st.replace(hist=st.hist.at[jnp.arange(B), st.pos].set(st.tok, mode="drop"))
+            logits = apply_ngram_ban(logits, st.hist, st.start, st.pos, ngram)
+        nxt = sample_tokens(logits, step_keys(keys, st.step), *per_row, mode=mode)
+        act = st.active & live
         toks = toks.at[:, i].set(jnp.where(act, nxt, -1), mode="drop")
-        step = st["step"] + act.astype(jnp.int32)
-        done = act & (jnp.isin(nxt, stop) | (step >= st["limit"]))
-        active = jnp.where(live, act & ~done, st["active"])
-        st = dict(st, tok=jnp.where(act, nxt, st["tok"]), step=step, active=active,
-                  pos=jnp.where(live, jnp.where(active, st["pos"] + 1, 0), st["pos"]))
-        return i + live.astype(jnp.int32), caches, st, toks
+        step = st.step + act.astype(jnp.int32)
+        done = act & (jnp.isin(nxt, knobs.stop) | (step >= st.limit))
+        active = jnp.where(live, act & ~done, st.active)
+        st = st.replace(cache=cache, tok=jnp.where(act, nxt, st.tok), step=step, active=active,
+                        pos=jnp.where(live, jnp.where(active, st.pos + 1, 0), st.pos))
+        return i + live.astype(jnp.int32), st, toks
 
     def body(c):
         for _ in range(unroll):
             c = one_step(c)
         return c
 
-    i, caches, st, toks = jax.lax.while_loop(cond, body, (jnp.int32(0), caches, st, toks))
-    return caches, st, toks, i
+    i, st, toks = jax.lax.while_loop(cond, body, (jnp.int32(0), st, toks))
+    return st, toks, i
 
 
 class _Run:
@@ -377,8 +445,8 @@ class _Run:
         self.stop = np.full((max(8, _pow2(len(stops))),), -1, np.int32)
         self.stop[:len(stops)] = stops
         self.mode = sampling_mode(params)
-        self.knobs = (np.float32(params.temperature), np.int32(params.top_k), np.float32(params.top_p),
-                      np.float32(params.min_p))
+        self.knobs = Knobs(stop=self.stop, temperature=np.float32(params.temperature), top_k=np.int32(params.top_k),
+                           top_p=np.float32(params.top_p), min_p=np.float32(params.min_p))
 
     def run(self, total: int) -> None:
         eng, params = self.eng, self.params
@@ -388,15 +456,15 @@ class _Run:
         if eng.attn_block and S > eng.attn_block:  # a cache of one block or less: one pass, no blocks
             S = -(-S // eng.attn_block) * eng.attn_block
         self.B, self.S = B, S
-        caches, st = eng._init_fn(B, S)()
+        st = eng._init_fn(B, S)()
         self.slots: list[_Slot | None] = [None] * B
         self.dev_active = np.zeros((B,), bool)  # what the device believes
         while self.queue or any(s is not None for s in self.slots):
-            caches, st = self._refill(caches, st)
+            st = self._refill(st)
             if not any(s is not None for s in self.slots):
                 continue
             if not self.queue:
-                caches, st = self._shrink(caches, st)
+                st = self._shrink(st)
             B = self.B
             # rows the host ended (stop strings) that the device still decodes
             killed = self.dev_active & np.array([s is None for s in self.slots])
@@ -404,12 +472,12 @@ class _Run:
                 exit_free = min(len(self.queue[0][1]), B)
             else:  # nothing waits: end the chunk once the live rows fit half the batch
                 exit_free = B - B // 2 if self._smaller(B // 2) < B else B + 1
-            args = (eng.weights, caches, st, killed, self.stop, *self.knobs, np.int32(eng.chunk),
-                    np.int32(exit_free))
+            args = (eng.weights, st, ChunkRequest(kill=killed, max_steps=np.int32(eng.chunk),
+                                                  exit_free=np.int32(exit_free)), self.knobs)
             fn = eng._decode_fn(B, S, self.mode, params.no_repeat_ngram, args)
             t0 = time.perf_counter()
-            caches, st, toks, steps = fn(*args)
-            toks, active = np.asarray(toks), np.asarray(st["active"])
+            st, toks, steps = fn(*args)
+            toks, active = np.asarray(toks), np.asarray(st.active)
             eng.stats["decode_s"] += time.perf_counter() - t0
             eng.stats["decode_steps"] += int(steps)
             eng.stats["decode_row_steps"] += int((toks >= 0).sum())
@@ -432,25 +500,25 @@ class _Run:
             B //= 2
         return B
 
-    def _shrink(self, caches, st):
+    def _shrink(self, st: "DecodeState") -> "DecodeState":
         """Once nothing waits and the live rows fit a smaller batch, gathers them (cache rows
         and state) into it: the tail of a run does not decode dead rows. Same samples (keys
         are per sample, not per row); at most log2(max_batch / MIN_SHRUNK_BATCH) more decode shapes."""
         live = [b for b, s in enumerate(self.slots) if s is not None]
         B2 = self._smaller(len(live))
         if B2 == self.B:
-            return caches, st
+            return st
         # padding rows: dead ones, those the device already stopped first (a row the host
         # ended may still be active there: the next chunk kills it, wherever it lands)
         dead = sorted((b for b, s in enumerate(self.slots) if s is None), key=lambda b: self.dev_active[b])
         idx = np.array(live + dead[:B2 - len(live)], np.int32)
-        args = (caches, st, idx)
-        caches, st = self.eng._gather_fn(self.B, B2, self.S, args)(*args)
+        args = (st, idx)
+        st = self.eng._gather_fn(self.B, B2, self.S, args)(*args)
         self.slots = [self.slots[b] for b in idx]
         self.dev_active = self.dev_active[idx]
         self.B = B2
         self.eng.stats["shrinks"] += 1
-        return caches, st
+        return st
 
     def _hit_stop_string(self, slot: _Slot) -> bool:
         if not self.params.stop_strings or self.decode is None:
@@ -466,7 +534,7 @@ class _Run:
         if self.on_complete is not None:
             self.on_complete(c)
 
-    def _refill(self, caches, st):
+    def _refill(self, st: "DecodeState") -> "DecodeState":
         eng, B = self.eng, self.B
         free = [b for b, s in enumerate(self.slots) if s is None]
         n_active = B - len(free)
@@ -484,7 +552,7 @@ class _Run:
             else:
                 self.queue[0] = (i, rest[k:])
         if not admitted:
-            return caches, st
+            return st
         Pn = _pow2(len(admitted))
         Tp = bucket(max(len(self.prompts[i]) for i, _ in admitted), eng.buckets)
         tokens = np.full((Pn, Tp), eng.pad_id, np.int32)
@@ -505,11 +573,12 @@ class _Run:
                 self.slots[b] = _Slot(i, s, [])
                 placed.append((j, b))
                 j += 1
-        args = (eng.weights, caches, st, tokens, lengths, tgt, src, pids, sidx, np.int32(self.params.seed),
-                np.int32(self.params.max_new_tokens), self.stop, *self.knobs)
+        adm = Admission(tokens=tokens, lengths=lengths, tgt=tgt, src=src, pids=pids, sidx=sidx,
+                        seed=np.int32(self.params.seed), limit=np.int32(self.params.max_new_tokens))
+        args = (eng.weights, st, adm, self.knobs)
         fn = eng._insert_fn(B, self.S, Pn, Tp, self.mode, args)
         t0 = time.perf_counter()
-        caches, st, first = fn(*args)
+        st, first = fn(*args)
         first = np.asarray(first)
         eng.stats["insert_s"] += time.perf_counter() - t0
         eng.stats["prompts_prefilled"] += len(admitted)
@@ -521,7 +590,7 @@ class _Run:
                 self._finish(b, "stop" if slot.tokens[-1] in self.stop_set else "length")
             elif self._hit_stop_string(slot):
                 self._finish(b, "stop")
-        return caches, st
+        return st
 
 
 def truncate_at_stops(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:

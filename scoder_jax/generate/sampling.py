@@ -155,9 +155,9 @@ def banned_by_ngrams(hist: jax.Array, start: jax.Array, pos: jax.Array, n: int) 
     return jnp.roll(hist, -1, axis=1), banned
 
 
-def apply_ngram_ban(logits: jax.Array, st: dict, n: int) -> jax.Array:
-    """logits [B, V] with the tokens `banned_by_ngrams` forbids at -inf."""
-    toks, banned = banned_by_ngrams(st["hist"], st["start"], st["pos"], n)
+def apply_ngram_ban(logits: jax.Array, hist: jax.Array, start: jax.Array, pos: jax.Array, n: int) -> jax.Array:
+    """logits [B, V] with the tokens `banned_by_ngrams(hist, start, pos, n)` forbids at -inf."""
+    toks, banned = banned_by_ngrams(hist, start, pos, n)
     rows = jnp.arange(logits.shape[0])[:, None]
     hit = jnp.zeros(logits.shape, bool).at[rows, toks].max(banned)
     return jnp.where(hit, -jnp.inf, logits)

@@ -6,6 +6,9 @@ is a `jax.lax.scan` over it, so compile time does not grow with depth and remat 
 (vocab, embed, heads, kv_heads, head_dim, mlp, layers, lora_rank) that `scoder_jax.parallel`
 maps to mesh axes with one rule table.
 
+Cached calls (generation, the judge) run the same layers over per-layer weights (a Python
+loop, `forward_cached`) against the one KV cache layout of `scoder_jax.models.kv_cache`.
+
 Shapes: B batch, T tokens in this call, S cache slots, E embed, H heads, K kv heads,
 D head_dim, F mlp, V vocab, L layers, R LoRA rank.
 """
@@ -19,10 +22,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scoder_jax.models import attention_select, rope as rope_lib
+from scoder_jax.models import attention_select, kv_cache, rope as rope_lib
 from scoder_jax.models.config import ModelConfig
+from scoder_jax.models.kv_cache import KVCache, init_cache  # noqa: F401  (init_cache: part of the model's API)
 
-Cache = dict[str, jax.Array]  # {"k": [L, B, S, K, D], "v": [L, B, S, K, D]}
+Weights = dict[str, Any]  # {"embed", "final_norm", ["lm_head"], "layers": [{name: per-layer array}] * L}
 
 # name -> (shape from config, logical axes); leading layer axis added for per-layer weights.
 def param_specs(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str | None, ...]]]:
@@ -79,7 +83,7 @@ def lora_specs(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str |
 
 class ModelOutput(NamedTuple):
     logits: jax.Array | None  # [B, T, V] fp32
-    cache: Cache | None
+    cache: KVCache | None
     hidden: jax.Array  # [B, T, E] final hidden state (after the final norm)
     layer_hidden: jax.Array | None  # [L + 1, B, T, E] residual stream before each layer and after the last
 
@@ -101,7 +105,8 @@ class Decoder(nnx.Module):
         *,
         positions: jax.Array | None = None,
         segment_ids: jax.Array | None = None,
-        cache: Cache | None = None,
+        cache: KVCache | None = None,
+        prefill: bool = False,
         return_logits: bool = True,
         output_layer_hidden: bool = False,
     ) -> ModelOutput:
@@ -109,10 +114,18 @@ class Decoder(nnx.Module):
 
         Without a cache: causal attention inside each segment (`segment_ids` [B, T], 0 marks
         padding); positions restart at 0 in each segment unless given.
-        With a cache: token t of row b is written to slot positions[b, t] and attends to slots
-        <= its position (slot = position), so rows of different lengths share one cache.
+        With a cache (`models/kv_cache.py`): see `forward_cached`; `prefill` says the tokens are
+        the first of their rows (positions 0..T-1).
         """
         cfg = self.cfg
+        if cache is not None:
+            if output_layer_hidden:
+                raise ValueError("output_layer_hidden is not available with a cache")
+            h, cache = forward_cached(cfg, self.weights(), tokens, positions, cache, prefill=prefill,
+                                      segment_ids=segment_ids)
+            return ModelOutput(self.logits(h) if return_logits else None, cache, h, None)
+        if prefill:
+            raise ValueError("prefill needs a cache to fill")
         cd = jnp.dtype(cfg.compute_dtype)
         B, T = tokens.shape
         if segment_ids is None:
@@ -120,37 +133,32 @@ class Decoder(nnx.Module):
         if positions is None:
             positions = positions_from_segments(segment_ids)
         cos, sin = rope_lib.cos_sin(cfg, positions)
-
-        seg_kernel = None  # segment ids for an attention kernel (models/attention_select.py), when one runs
-        if cache is None and attention_select.kernel_for(cfg, T) is not None:
-            mask, seg_kernel = None, segment_ids
-        elif cache is None:
-            mask = segment_causal_mask(segment_ids)
-        else:
-            slots = jnp.arange(cache["k"].shape[2])
-            mask = slots[None, None, :] <= positions[:, :, None]
+        mask = None if attention_select.kernel_for(cfg, T) is not None else segment_causal_mask(segment_ids)
 
         h = jnp.take(self.embed.value, tokens, axis=0).astype(cd)
-        layer_names = [n for n, (_, axes) in {**param_specs(cfg), **lora_specs(cfg)}.items() if axes[0] == "layers"]
-        layer_params = {n: getattr(self, n).value for n in layer_names}
+        layer_params = {n: getattr(self, n).value for n in layer_param_names(cfg)}
 
-        def body(h, xs):
-            p, ck, cv = xs
-            h, ck, cv = decoder_layer(cfg, p, h, cos, sin, mask, positions, ck, cv, seg_kernel)
-            return h, (ck, cv, h if output_layer_hidden else None)
+        def attend(q, k, v):
+            return self_attention(cfg, q, k, v, segment_ids, mask), None
+
+        def body(h, p):
+            h, _ = decoder_layer(cfg, p, h, cos, sin, attend)
+            return h, (h if output_layer_hidden else None)
 
         if cfg.remat != "none":
             policy = None if cfg.remat == "full" else getattr(jax.checkpoint_policies, cfg.remat)
             body = jax.checkpoint(body, policy=policy)
-        ck = cache["k"] if cache is not None else None
-        cv = cache["v"] if cache is not None else None
         h_in = h
-        h, (ck, cv, hs) = jax.lax.scan(body, h, (layer_params, ck, cv), unroll=min(cfg.scan_unroll, cfg.num_layers))
+        h, hs = jax.lax.scan(body, h, layer_params, unroll=min(cfg.scan_unroll, cfg.num_layers))
         layer_hidden = jnp.concatenate([h_in[None], hs], axis=0) if output_layer_hidden else None
         h = rms_norm(h, self.final_norm.value, cfg.rms_norm_eps)
         logits = self.logits(h) if return_logits else None
-        new_cache = {"k": ck, "v": cv} if cache is not None else None
-        return ModelOutput(logits, new_cache, h, layer_hidden)
+        return ModelOutput(logits, None, h, layer_hidden)
+
+    def weights(self) -> Weights:
+        """The parameters as `forward_cached` takes them: per-layer dicts (adapters included)."""
+        params = {n: getattr(self, n).value for n in {**param_specs(self.cfg), **lora_specs(self.cfg)}}
+        return unstack_layers(self.cfg, params)
 
     def logits(self, h: jax.Array) -> jax.Array:
         """h [B, T, E] -> logits [B, T, V] in fp32."""
@@ -184,13 +192,6 @@ def init_value(cfg: ModelConfig, name: str, shape: tuple[int, ...], key: jax.Arr
     if name in ("bq", "bk", "bv", "bo"):
         return jnp.zeros(shape, pdtype)
     return (0.02 * jax.random.normal(key, shape, jnp.float32)).astype(pdtype)
-
-
-def init_cache(cfg: ModelConfig, batch: int, slots: int, dtype: Any = None) -> Cache:
-    """An empty KV cache [L, B, S, K, D] for `batch` rows of `slots` positions."""
-    dtype = jnp.dtype(dtype or cfg.compute_dtype)
-    shape = (cfg.num_layers, batch, slots, cfg.num_kv_heads, cfg.head_dim)
-    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
 def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
@@ -261,22 +262,94 @@ def attention_output_and_mlp(cfg: ModelConfig, p: dict, h: jax.Array, attn: jax.
     return h + _proj(cfg, p, "down", jax.nn.silu(gate) * up)
 
 
-def decoder_layer(cfg: ModelConfig, p: dict, h, cos, sin, mask, positions, cache_k, cache_v, segment_ids=None):
-    """One pre-norm block. h [B, T, E]; mask [B, T, S]; cache_k/v [B, S, K, D] or None.
-    With `segment_ids` [B, T] (and no cache) cfg's attention kernel attends instead of the mask."""
-    cd = h.dtype
+def decoder_layer(cfg: ModelConfig, p: dict, h: jax.Array, cos, sin, attend) -> tuple[jax.Array, Any]:
+    """One pre-norm block over h [B, T, E] with one layer's parameters `p`. `attend` maps the
+    rotated q [B, T, H, D], k, v [B, T, K, D] to (attention output [B, T, H, D], anything it
+    wants returned, e.g. the layer's updated cache). Returns (h, that)."""
     q, k, v = attention_inputs(cfg, p, rms_norm(h, p["attn_norm"], cfg.rms_norm_eps), cos, sin)
-    if cache_k is not None:
-        rows = jnp.arange(h.shape[0])[:, None]
-        cache_k = cache_k.at[rows, positions].set(k.astype(cache_k.dtype), mode="drop")
-        cache_v = cache_v.at[rows, positions].set(v.astype(cache_v.dtype), mode="drop")
-        k, v = cache_k.astype(cd), cache_v.astype(cd)
-        attn = attention(q, k, v, mask)
-    elif segment_ids is not None:
-        attn = attention_select.attend(cfg, q, k, v, segment_ids)
-    else:
-        attn = causal_attention(q, k, v, mask)
-    return attention_output_and_mlp(cfg, p, h, attn), cache_k, cache_v
+    attn, extra = attend(q, k, v)
+    return attention_output_and_mlp(cfg, p, h, attn), extra
+
+
+def self_attention(cfg: ModelConfig, q, k, v, segment_ids: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Causal attention within segments among a call's own tokens: cfg's attention kernel
+    (`attention_select`) when `mask` is None, else the chunked XLA attention over mask [B, T, T]."""
+    if mask is None:
+        return attention_select.attend(cfg, q, k, v, segment_ids)
+    return causal_attention(q, k, v, mask)
+
+
+def layer_param_names(cfg: ModelConfig) -> list[str]:
+    """Parameters (base and LoRA) stacked over layers."""
+    return [n for n, (_, axes) in {**param_specs(cfg), **lora_specs(cfg)}.items() if axes[0] == "layers"]
+
+
+def unstack_layers(cfg: ModelConfig, params: dict[str, jax.Array]) -> Weights:
+    """Stacked parameters {name: [L, ...]} (any subset of the model's) -> `Weights`: the global
+    ones as they are, the per-layer ones as a list of L dicts (static slices)."""
+    stacked = set(layer_param_names(cfg))
+    w: Weights = {n: x for n, x in params.items() if n not in stacked}
+    w["layers"] = [{n: x[i] for n, x in params.items() if n in stacked} for i in range(cfg.num_layers)]
+    return w
+
+
+def weights_axes(cfg: ModelConfig, names) -> Weights:
+    """The logical axes of `unstack_layers`' result for the parameters `names` (for shardings)."""
+    specs = {**param_specs(cfg), **lora_specs(cfg)}
+    stacked = set(layer_param_names(cfg))
+    w: Weights = {n: specs[n][1] for n in names if n not in stacked}
+    w["layers"] = [{n: specs[n][1][1:] for n in names if n in stacked} for _ in range(cfg.num_layers)]
+    return w
+
+
+def forward_cached(cfg: ModelConfig, w: Weights, tokens: jax.Array, positions: jax.Array | None, cache: KVCache, *,
+                   prefill: bool = False, segment_ids: jax.Array | None = None, block: int | None = None
+                   ) -> tuple[jax.Array, KVCache]:
+    """The decoder over tokens [B, T] against a KV cache (every cached call: the engine's prefill
+    and decode steps, the judge, `Decoder(cache=...)`). Returns (final hidden state [B, T, E],
+    after the final norm; the updated cache).
+
+    Token t of row b is written to slot positions[b, t] and attends to the slots <= its
+    position (`kv_cache.attend`; `block`: visit the slots in blocks, see there).
+    With `prefill`, the tokens are the first of their rows (positions 0..T-1, `positions` must
+    be None): they attend among themselves by the no-cache attention (cfg's kernel or the
+    chunked XLA path; `segment_ids` [B, T], 0 for padding, default all 1) and fill slots
+    0..T-1 (T <= S).
+    """
+    cd = jnp.dtype(cfg.compute_dtype)
+    B, T = tokens.shape
+    if prefill:
+        if positions is not None:
+            raise ValueError("prefill: positions are 0..T-1; do not pass them")
+        positions = jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
+        if segment_ids is None:
+            segment_ids = jnp.ones((B, T), jnp.int32)
+        mask = None if attention_select.kernel_for(cfg, T) is not None else segment_causal_mask(segment_ids)
+    elif positions is None:
+        raise ValueError("a cached call needs positions (slot of each token)")
+    cos, sin = rope_lib.cos_sin(cfg, positions)
+    n_live = None if prefill else kv_cache.live_blocks(positions, cache.slots, block)
+    h = jnp.take(w["embed"], tokens, axis=0).astype(cd)
+
+    def attend(kc, vc):
+        def fn(q, k, v):
+            if prefill:
+                return self_attention(cfg, q, k, v, segment_ids, mask), kv_cache.write_prefix(kc, vc, k, v)
+            kc2, vc2 = kv_cache.write(kc, vc, k, v, positions)
+            return kv_cache.attend(q, kc2.astype(cd), vc2.astype(cd), positions, block=block, n_live=n_live), (kc2, vc2)
+        return fn
+
+    layers = []
+    for p, kc, vc in zip(w["layers"], cache.k, cache.v):
+        h, kv = decoder_layer(cfg, p, h, cos, sin, attend(kc, vc))
+        layers.append(kv)
+    cache = KVCache(tuple(k for k, _ in layers), tuple(v for _, v in layers))
+    return rms_norm(h, w["final_norm"], cfg.rms_norm_eps), cache
+
+
+def logits_of(cfg: ModelConfig, w: Weights, h: jax.Array) -> jax.Array:
+    """h [..., E] (after the final norm) -> logits [..., V] fp32, with `Weights`' output head."""
+    return lm_logits(cfg, h, w["embed"] if cfg.tie_embeddings else w["lm_head"])
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:

@@ -337,9 +337,11 @@ def _judge_logprobs(graphdef, state, shared, g, own, own_len, suffix, suffix_len
     shared [Gb] (padded; g real tokens), own [B, Tc] (right-padded), suffix [Z, B, Ts]
     (right-padded, lengths >= 1), digit_ids [10]. Returns [Z, B, 10] fp32.
 
-    Every token is written to the KV slot of its position; a pass's padding lands on slots that
-    the next pass overwrites or that lie beyond the last real position (masked), so each real
-    token attends exactly to the real tokens before it.
+    The passes are the model's cached calls (`llama.forward_cached`, the sampling engine's path
+    and KV cache layout): the shared prefix a prefill (the model's no-cache attention), the
+    rest attending to the cache. Every token is written to the KV slot of its position; a pass's
+    padding lands on slots that the next pass overwrites or that lie beyond the last real
+    position (masked), so each real token attends exactly to the real tokens before it.
     """
     import jax
     import jax.numpy as jnp
@@ -351,10 +353,8 @@ def _judge_logprobs(graphdef, state, shared, g, own, own_len, suffix, suffix_len
     B, Tc = own.shape
     Gb, Ts = shared.shape[0], suffix.shape[-1]
     S = Gb + Tc + Ts
-    one_row = init_cache(model.cfg, 1, S)
-    one_row = model(shared[None], positions=jnp.arange(Gb, dtype=jnp.int32)[None], cache=one_row,
-                    return_logits=False).cache
-    cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (c.shape[0], B, *c.shape[2:])), one_row)
+    one_row = model(shared[None], cache=init_cache(model.cfg, 1, S), prefill=True, return_logits=False).cache
+    cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (B, *c.shape[1:])), one_row)
     pos = g + jnp.broadcast_to(jnp.arange(Tc, dtype=jnp.int32), (B, Tc))
     cache = model(own, positions=pos, cache=cache, return_logits=False).cache
     rows = jnp.arange(B)

@@ -48,7 +48,7 @@ class Provenance:
 
 def upstream_stages(cfg, last: str = "export") -> list:
     """The pipeline's stages `last` depends on, `last` included, in run order."""
-    from scoder_jax.pipeline import build_stages
+    from scoder_jax.stage_plan import build_stages
 
     stages = build_stages(cfg)
     by_name = {s.name: s for s in stages}
@@ -63,16 +63,16 @@ def upstream_stages(cfg, last: str = "export") -> list:
 
 def dataset_config_hash(cfg) -> str:
     """sha256 (16 hex digits) of every config value the final dataset depends on: the config
-    keys of the export stage and of every stage upstream of it (`pipeline.build_stages`), and
+    keys of the export stage and of every stage upstream of it (`stage_plan.build_stages`), and
     the number of iterations. A config change that reruns a stage feeding the dataset changes
     it; one that does not (student, eval, name) leaves it, so the hash stays true of an
     exported dataset the pipeline does not redo."""
-    from scoder_jax.pipeline import _config_value
+    from scoder_jax.stage_plan import config_value
 
     stages = upstream_stages(cfg)
     keys = sorted({k for s in stages for k in s.config_keys})
     payload = {"iterations": cfg.iterations, "stages": sorted(s.name for s in stages),
-               "config": {k: _config_value(cfg, k) for k in keys}}
+               "config": {k: config_value(cfg, k) for k in keys}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -95,7 +95,7 @@ def stale_stage(cfg, manifest: dict) -> str | None:
     """The first stage feeding the final selection that is not done under `cfg` (not run, in
     flight, or run under other config values than `cfg`'s), or None when the selection is
     what `cfg` makes: `scoder export` then stamps rows with `cfg`'s provenance."""
-    from scoder_jax.pipeline import stage_key
+    from scoder_jax.stage_plan import stage_key
 
     entries = manifest.get("stages", {})
     fingerprints = {n: e.get("fingerprint") for n, e in entries.items() if e.get("status") == "done"}

@@ -27,7 +27,7 @@ def _total(row: dict) -> float:
 def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
     """final_score with final.size = K: returns the stage's counts; writes out/scores.jsonl (every
     round's), out/selected.jsonl (the K kept) and out/rounds.json."""
-    from scoder_jax.pipeline import checkpoint_set, sample_into, score_into, snippets_for
+    from scoder_jax.stages import checkpoint_set, sample_into, score_into, snippets_for
 
     fin = ctx.cfg.final
     K, cap = fin.size, fin.max_rounds
@@ -45,7 +45,7 @@ def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
             path = rdir / "samples" / "candidates.jsonl"
             cands = read_jsonl(path) if path.exists() else []
             log.info("final set, round %d: %d candidates (%s rejects)", r, len(cands), counts.get("rejects"))
-        summary = score_into(ctx, cands, rdir / "scores")
+        score_into(ctx, cands, rdir / "scores")
         scores += read_jsonl(rdir / "scores" / "scores.jsonl")
         chosen = read_jsonl(rdir / "scores" / "selected.jsonl")
         kept += chosen

@@ -109,7 +109,7 @@ def run_student(data: Path, cfg, config_path: Path, out: Path, *, say=print) -> 
     from scoder_jax import parallel
     from scoder_jax.eval.results import file_digest
     from scoder_jax.io import write_json_atomic, write_jsonl_atomic
-    from scoder_jax.pipeline import student_training_records, train_stage
+    from scoder_jax.stages import student_training_records, train_stage
 
     if not data.is_file():
         raise DataError(f"{data}: no such file (--data expects a JSONL file)")

@@ -149,7 +149,8 @@ def test_magicoder_seed_without_asserts_in_each_format(tmp_path):
 def test_seed_stage_reports_the_drop_and_reruns_on_a_format_change(tmp_path):
     import dataclasses
 
-    from scoder_jax.pipeline import Context, Manifest, build_stages, run_seed, stage_key
+    from scoder_jax.pipeline import Context, Manifest, build_stages, stage_key
+    from scoder_jax.stages import run_seed
     from scoder_jax.runconfig import load_run_config
 
     src = write_jsonl(tmp_path / "oss.jsonl", magicoder_rows(SNIPPETS))

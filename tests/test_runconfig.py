@@ -116,3 +116,22 @@ def test_an_empty_final_set_says_why_and_what_to_change(tmp_path):
     said = why_empty(ctx)
     assert "scoring kept none of the 4 parsed candidates (tests_failed 4" in said
     assert "score.require_tests_pass=false" in said
+
+
+def test_a_file_the_config_names_enters_its_stages_key(tmp_path):
+    """A seed set (or weights file) edited in place reruns what it feeds, not only a changed path."""
+    import dataclasses
+
+    from scoder_jax.stage_plan import build_stages, stage_key
+
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text((Path(__file__).resolve().parent.parent / "configs/smoke_seed.jsonl").read_text())
+    cfg, _ = load_run_config("smoke", [f"seed_set.source={seed}"])
+    stages = {s.name: s for s in build_stages(cfg)}
+    before = {n: stage_key(cfg, stages[n], {}) for n in ("seed", "pool", "sft_00")}
+    seed.write_text(seed.read_text().replace("count_words", "count_tokens"))
+    after = {n: stage_key(cfg, stages[n], {}) for n in ("seed", "pool", "sft_00")}
+    assert after["seed"] != before["seed"]
+    assert after["pool"] == before["pool"] and after["sft_00"] == before["sft_00"]  # they get it through `seed`
+    same = dataclasses.replace(cfg, name="renamed")
+    assert stage_key(same, stages["seed"], {}) == after["seed"]

@@ -46,7 +46,6 @@ import functools
 import logging
 import os
 import resource
-import sys
 import tempfile
 import threading
 import time

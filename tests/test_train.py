@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import gc
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -114,6 +116,18 @@ def test_packing_rows_segments_and_determinism():
     dev = compact.device_batch(0, step_lib.batch_sharding(mesh))
     for k in compact.batch_keys:
         np.testing.assert_array_equal(np.asarray(dev[k]), compact.host_batch(0)[k])
+
+
+def test_a_plan_caches_its_own_rows_and_is_freed_with_them():
+    tok = data_lib.char_tokenizer()
+    cfg = tiny_cfg(seq_len=256, batch_size=4, epochs=2)
+    ds = data_lib.build_dataset(records(8), tok, cfg)
+    plan = data_lib.DataPlan(ds, cfg)
+    assert plan.rows(1) is plan.rows(1)  # packed once per epoch
+    gone = weakref.ref(plan)
+    del plan
+    gc.collect()
+    assert gone() is None  # no cache outside the plan keeps it (and its dataset) alive
 
 
 def test_too_long_samples_truncated_or_dropped_and_counted(caplog):

@@ -194,7 +194,8 @@ def build_dataset(records: Sequence[dict], tokenizer, cfg: TrainConfig, *, sourc
         log.warning("%s: %d of %d samples are longer than seq_len + 1 = %d tokens and were dropped",
                     source, stats["dropped_too_long"], stats["records"], limit)
     if stats["dropped_no_loss"]:
-        log.warning("%s: %d samples have no loss tokens within seq_len and were dropped", source, stats["dropped_no_loss"])
+        log.warning("%s: %d samples have no loss tokens within seq_len and were dropped", source,
+                    stats["dropped_no_loss"])
     if not ids_out:
         if stats["records"] == 0:
             raise DataError(f"{source}: the dataset is empty (no records)")
@@ -246,6 +247,9 @@ class DataPlan:
     def __init__(self, dataset: Dataset, cfg: TrainConfig):
         self.ds, self.cfg = dataset, cfg
         self.lengths = dataset.lengths
+        # this plan's own cache: one on the method would be shared by every plan and keep them (and
+        # their datasets) alive until evicted
+        self.rows = lru_cache(maxsize=4)(self._pack_epoch)
         self.steps_per_epoch = [math.ceil(len(self.rows(e)) / cfg.batch_size) for e in range(cfg.epochs)]
         self.total_steps = sum(self.steps_per_epoch)
         if cfg.max_steps is not None:
@@ -275,8 +279,8 @@ class DataPlan:
         """The last dimension of batch array `key`."""
         return self.loss_slots if key in ("targets", "weights", "loss_index") else self.cfg.seq_len
 
-    @lru_cache(maxsize=4)
-    def rows(self, epoch: int) -> list[list[int]]:
+    def _pack_epoch(self, epoch: int) -> list[list[int]]:
+        """Epoch `epoch`'s rows (lists of sample indices), in order; read through `self.rows`."""
         n = len(self.ds)
         if self.cfg.data.shuffle:
             order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)

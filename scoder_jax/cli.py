@@ -57,7 +57,8 @@ class LazyGroup(click.Group):
                 return getattr(importlib.import_module(module), attr)
             except ModuleNotFoundError as e:
                 if e.name and e.name.startswith("scoder_jax"):
-                    raise click.ClickException(f"command '{name}' is not available in this build ({e.name} missing)")
+                    raise click.ClickException(
+                        f"command '{name}' is not available in this build ({e.name} missing)") from e
                 raise
         return super().get_command(ctx, name)
 

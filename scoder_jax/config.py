@@ -258,4 +258,5 @@ def dump_yaml(obj) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
 
-__all__ = ["load_config", "from_dict", "require", "FieldError", "to_dict", "apply_overrides", "parse_override", "read_yaml", "dump_yaml"]
+__all__ = ["load_config", "from_dict", "require", "FieldError", "to_dict", "apply_overrides", "parse_override",
+           "read_yaml", "dump_yaml"]

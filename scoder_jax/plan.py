@@ -211,7 +211,7 @@ def formula(tcfg, mcfg, mesh_shape: dict) -> Estimate:
     lora = mcfg.lora is not None
     base = param_specs(mcfg)
     adapters = lora_specs(mcfg)
-    for name, (shape, axes) in base.items():
+    for shape, axes in base.values():
         n_local = _local_size(shape, axes, mesh_shape)
         est.n_total += math.prod(shape)
         if lora:
@@ -221,7 +221,7 @@ def formula(tcfg, mcfg, mesh_shape: dict) -> Estimate:
             est.n_trainable += math.prod(shape)
             est.optimizer += 2 * n_local * pbytes
             est.gradients += n_local * 4
-    for name, (shape, axes) in adapters.items():
+    for shape, axes in adapters.values():
         n_local = _local_size(shape, axes, mesh_shape)
         est.n_total += math.prod(shape)
         est.n_trainable += math.prod(shape)
@@ -312,7 +312,8 @@ def _gib(b: float) -> str:
     return f"{b / GIB:8.3f} GiB" if b >= GIB else f"{b / 2**20:8.3f} MiB"
 
 
-def render(tcfg, mcfg, mesh_shape, est: Estimate, mem: dict | None, limit_gb: float | None, section: str) -> tuple[str, dict]:
+def render(tcfg, mcfg, mesh_shape, est: Estimate, mem: dict | None, limit_gb: float | None,
+           section: str) -> tuple[str, dict]:
     lines = [
         f"plan: {section} fine-tune of {mcfg.name} ({'LoRA rank %d' % mcfg.lora.rank if mcfg.lora else 'full'}), "
         f"{est.n_trainable:,} trainable / {est.n_total:,} parameters",
@@ -400,7 +401,8 @@ def make_plan(config: str, devices: int, *, section: str = "student", mesh: str 
 @click.option("--config", "config_spec", required=True, help="A project YAML file or a preset in configs/.")
 @click.option("--devices", type=int, required=True, help="Number of devices (simulated on CPU for XLA's analysis).")
 @click.option("--device-memory-gb", type=float, default=None, help="Memory of one device, for the verdict.")
-@click.option("--mesh", "mesh_spec", default=None, help="data,fsdp,tensor (one may be -1); default: the section's mesh.")
+@click.option("--mesh", "mesh_spec", default=None,
+              help="data,fsdp,tensor (one may be -1); default: the section's mesh.")
 @click.option("--section", type=click.Choice(["synth", "student"]), default="student", show_default=True)
 @click.option("--no-compile", is_flag=True, help="Formula only (skip XLA's analysis, which compiles the step).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the table.")

@@ -35,7 +35,8 @@ caption{caption-side:bottom;text-align:left;font-size:.85em;color:#555;padding-t
 pre{background:#f7f7f7;border:1px solid #e3e3e3;padding:.5em;overflow:auto;max-height:22em;font-size:.85em}
 .example{border:1px solid #ddd;border-radius:4px;padding:.3em .8em;margin:.6em 0}
 .example h4{margin:.4em 0}.fields{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.6em}
-.fields pre{margin:.2em 0 .5em;max-height:14em;white-space:pre-wrap;overflow-wrap:anywhere}.muted{color:#666;font-size:.9em}img{max-width:100%}
+.fields pre{margin:.2em 0 .5em;max-height:14em;white-space:pre-wrap;overflow-wrap:anywhere}\
+.muted{color:#666;font-size:.9em}img{max-width:100%}
 """
 
 
@@ -106,7 +107,7 @@ def collect(run_dir: Path, manifest: dict, final_iteration: int | None = None) -
     stages = manifest.get("stages", {})
     iters: dict[int, dict] = {}
     aspects: dict[str, list[float]] = {}
-    for name, e in stages.items():
+    for e in stages.values():
         it, c, kind = e.get("iteration"), e.get("counts") or {}, e.get("kind")
         if it is None or kind not in ("sample", "score", "influence", "select", "eval", "student_eval"):
             continue
@@ -326,7 +327,8 @@ def render(data: dict, manifest: dict, cfg) -> str:
     if examples:
         parts.append("<h2>Example samples (kept by scoring: highest, median and lowest total)</h2>" + examples)
     parts.append("<h2>Time per stage</h2><table id='timing'><tr><th>stage</th><th>seconds</th></tr>"
-                 + "".join(f"<tr><td>{html.escape(n)}</td><td>{_fmt(s, 4)}</td></tr>" for n, s in data["timing"].items())
+                 + "".join(f"<tr><td>{html.escape(n)}</td><td>{_fmt(s, 4)}</td></tr>"
+                           for n, s in data["timing"].items())
                  + "</table>")
     parts.append(f"<h2 id='config'>Config</h2><pre id='config-yaml'>{html.escape(dump_yaml(cfg))}</pre>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>SCoder report: "
@@ -339,7 +341,8 @@ def _numbers(data: dict) -> dict:
     its = {}
     for it, row in data["iterations"].items():
         its[it] = {k: v for k, v in row.items() if k not in ("totals", "influence", "examples")}
-        its[it].update(totals_n=len(row["totals"]), totals_mean=statistics.fmean(row["totals"]) if row["totals"] else None,
+        its[it].update(totals_n=len(row["totals"]),
+                       totals_mean=statistics.fmean(row["totals"]) if row["totals"] else None,
                        influence_n=len(row["influence"]), examples=[e["id"] for e in row["examples"]])
     aspects = {a: statistics.fmean(v) for a, v in data["aspects"].items() if v}
     return {**data, "iterations": its, "aspects": aspects}

@@ -111,7 +111,8 @@ class ScoreSection(SelectConfig):
     weights: dict | str = field(default_factory=dict)
     fit: Literal["nnls", "logistic"] = "nnls"  # how `weights: fit` fits them
     fit_positives: int = 256  # seed samples judged as positives for `weights: fit` (a seeded sample; 0: all)
-    rating: Literal["integer", "expected"] = "expected"  # a judge's rating: argmax digit (the paper's) or expected digit
+    # a judge's rating: argmax digit (the paper's) or expected digit
+    rating: Literal["integer", "expected"] = "expected"
     execution: bool = True  # run solutions and tests in the sandbox
     timeout_s: float = 5.0
 
@@ -348,7 +349,8 @@ def check_input_files(cfg: RunConfig, config_path: Path) -> None:
             elif value.startswith("gguf:"):
                 from scoder_jax.assets import ASSETS
 
-                raise ConfigError(f"{where}: '{name}.{key}' = {value}: no such named asset (known: {', '.join(ASSETS)})")
+                raise ConfigError(
+                    f"{where}: '{name}.{key}' = {value}: no such named asset (known: {', '.join(ASSETS)})")
             elif not Path(value).exists():
                 from scoder_jax.models.presets import PRESETS
 

@@ -232,7 +232,8 @@ class Tokenizer:
         from tokenizers import Tokenizer as HFTokenizer
 
         if family not in FAMILIES:
-            raise ScoderError(f"{self.source}: unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
+            raise ScoderError(
+                f"{self.source}: unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
         backend = HFTokenizer.from_str(self._tok.to_str())
         if self._from_gguf_file:
             _mark_special(backend, [t for t in FAMILY_STOP_TOKENS[family] if backend.token_to_id(t) is not None])
@@ -298,7 +299,8 @@ class Tokenizer:
         try:
             backend = HFTokenizer.from_file(str(tj))
         except Exception as e:  # tokenizers raises a bare Exception on malformed files
-            raise ScoderError(f"{tj}: cannot parse ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            raise ScoderError(
+                f"{tj}: cannot parse ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         config = _read_json(d / "tokenizer_config.json")
         special_map = _read_json(d / "special_tokens_map.json")
 

@@ -95,7 +95,8 @@ def stats(pool_dir, as_json) -> None:
     q = (lambda p: lines[min(len(lines) - 1, int(p * len(lines)))]) if lines else (lambda p: 0)
     result = {
         "snippets": len(lines), "manifest_snippets": manifest["output"]["snippets"],
-        "format": manifest["output"]["format"], "languages": dict(langs.most_common()), "kinds": dict(kinds.most_common()),
+        "format": manifest["output"]["format"], "languages": dict(langs.most_common()),
+        "kinds": dict(kinds.most_common()),
         "n_lines": {"p10": q(0.1), "p50": q(0.5), "p90": q(0.9), "max": lines[-1] if lines else 0},
         "documents": manifest["documents"], "filters": manifest["snippets"], "secrets": manifest["secrets"],
         "decontamination": {k: v["removed"] for k, v in manifest["decontamination"]["benchmarks"].items()},

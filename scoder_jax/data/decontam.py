@@ -175,7 +175,7 @@ def load_benchmark_jsonl(path: str | os.PathLike, name: str | None = None) -> li
     bench = name or path.name.split(".")[0]
     items = []
     for lineno, rec in enumerate(iter_jsonl(path), 1):
-        def texts(keys):
+        def texts(keys, rec=rec):
             out = []
             for k in keys:
                 v = rec.get(k)

@@ -136,7 +136,8 @@ class Worker:
     def __init__(self, config: PoolConfig, items: list[decontam_lib.BenchmarkItem]):
         self.config = config
         self.fcfg = config.filter_config()
-        self.decontam = decontam_lib.Decontaminator(items, ngram=config.ngram, ngram_min_matches=config.ngram_min_matches,
+        self.decontam = decontam_lib.Decontaminator(items, ngram=config.ngram,
+                                                    ngram_min_matches=config.ngram_min_matches,
                                                     min_substring_chars=config.min_substring_chars)
         self.minhasher = MinHasher(config.minhash_perm, config.shingle) if config.near_dedup else None
         self.languages = {readers.normalize_lang(x) for x in config.languages}
@@ -236,7 +237,8 @@ class Worker:
         if reason:
             counts[f"snip.{reason}"] += 1
             return
-        if self.config.drop_tests and (test_file or ex.name.startswith(("test", "Test")) or filters_lib.is_test_code(content)):
+        if self.config.drop_tests and (test_file or ex.name.startswith(("test", "Test"))
+                                       or filters_lib.is_test_code(content)):
             counts["snip.test_code"] += 1
             return
         first, last = ex.span
@@ -472,7 +474,8 @@ def _manifest(sources, config: PoolConfig, counts, items, preview, problems, out
         b["items"] += 1
     for name, v in _section(counts, "bench.").items():
         benchmarks.setdefault(name, {"items": 0, "removed": 0})["removed"] = v
-    whitelisted = decontam_lib.Decontaminator(items, ngram=0, min_substring_chars=config.min_substring_chars).whitelisted
+    whitelisted = decontam_lib.Decontaminator(items, ngram=0,
+                                              min_substring_chars=config.min_substring_chars).whitelisted
     return {
         "version": MANIFEST_VERSION,
         "sources": [str(s) for s in sources],

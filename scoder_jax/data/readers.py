@@ -347,7 +347,8 @@ def _tfds_records(spec: str | None, folder: Path | None, opts: ReadOptions) -> I
         source = builder.as_data_source(split=split)
     except Exception as e:  # tfds raises many kinds; the user needs the one line
         raise DataError(f"{shown}: cannot open as a TFDS data source (split '{split}'): {e}. "
-                        "Only datasets prepared with file_format='array_record' can be read without TensorFlow") from None
+                        "Only datasets prepared with file_format='array_record' can be read "
+                        "without TensorFlow") from None
     field = opts.content_field
     features = set(builder.info.features.keys()) if builder.info.features else set()
     if field not in features:

@@ -32,7 +32,8 @@ _PLACEHOLDER = {
 # (kind, pattern, group whose span is the secret)
 _PATTERNS: list[tuple[str, re.Pattern, int]] = [
     ("private_key", re.compile(
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
         re.S), 0),
     ("aws_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[0-9A-Z]{16}\b"), 0),
     ("aws_secret", re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?['\"]([A-Za-z0-9/+]{40})['\"]"), 1),
@@ -46,7 +47,8 @@ _PATTERNS: list[tuple[str, re.Pattern, int]] = [
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), 0),
     ("generic_secret", re.compile(
         r"(?i)\b(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token|"
-        r"private[_\-]?key|secret|token|password|passwd|pwd)['\"]?\s*(?:[:=]|=>)\s*[rbuf]?(['\"])([^'\"\s]{12,200})\1"), 2),
+        r"private[_\-]?key|secret|token|password|passwd|pwd)['\"]?\s*(?:[:=]|=>)\s*"
+        r"[rbuf]?(['\"])([^'\"\s]{12,200})\1"), 2),
     ("email", re.compile(r"(?<![\w.+\-@])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24}\b"), 0),
 ]
 

@@ -128,7 +128,8 @@ def tfds_data_source(out_dir: Path, split: str = "train"):
     """The random-access data source of a pool written with --format tfds."""
     import tensorflow_datasets as tfds
 
-    return tfds.builder_from_directory(str(Path(out_dir) / "tfds" / TFDS_NAME / TFDS_VERSION)).as_data_source(split=split)
+    return tfds.builder_from_directory(
+        str(Path(out_dir) / "tfds" / TFDS_NAME / TFDS_VERSION)).as_data_source(split=split)
 
 
 def _decode(ex: dict) -> dict:

@@ -201,7 +201,7 @@ def _check(job, emit):
                     if not exact and atol != 0:
                         import numpy
 
-                        assert type(out) == type(exp)
+                        assert type(out) is type(exp)
                         if isinstance(exp, (list, tuple)):
                             assert len(out) == len(exp)
                         assert numpy.allclose(out, exp, rtol=1e-07, atol=atol)

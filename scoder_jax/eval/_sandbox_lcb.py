@@ -226,7 +226,8 @@ def grade_stdin(code, inputs, outputs, timeout):
                 signal.alarm(0)
             except Exception as e:
                 signal.alarm(0)
-                code_, msg = (-3, "Time Limit Exceeded") if "timeoutexception" in repr(e).lower() else (-4, "Runtime Error")
+                code_, msg = ((-3, "Time Limit Exceeded") if "timeoutexception" in repr(e).lower()
+                              else (-4, "Runtime Error"))
                 results.append(code_)
                 return results, {"error": repr(e), "error_code": code_, "error_message": msg,
                                  "inputs": truncate(inp), "expected": truncate(exp)}

@@ -23,9 +23,12 @@ from scoder_jax.eval.suite import NAMED, Decoding, Settings, run_benchmark
               help="Score existing samples: EvalPlus JSONL (task_id and solution or completion); for livecodebench "
                    "also LiveCodeBench's JSON array of {question_id, code_list}.")
 @click.option("--model", "model_path", default=None, help="Checkpoint to sample from.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per problem (--model).")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="Sampling temperature (--model).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True, help="Reply length cap (--model).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples per problem (--model).")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Sampling temperature (--model).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Reply length cap (--model).")
 @click.option("--chat/--completion", "chat", default=None,
               help="--model: instruct prompts through the chat template, or plain prompt completion "
                    "[default: completion for humaneval/mbpp/+, chat for livecodebench].")
@@ -43,7 +46,8 @@ from scoder_jax.eval.suite import NAMED, Decoding, Settings, run_benchmark
               help="humaneval+/mbpp+: per-input limit = factor x the canonical solution's time.")
 @click.option("--timeout-per-task", type=click.FloatRange(min=0.0, min_open=True), default=60.0, show_default=True,
               help="humaneval+/mbpp+: cap on one run over all inputs (EVALPLUS_TIMEOUT_PER_TASK).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel sandboxed programs [default: CPU count].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel sandboxed programs [default: CPU count].")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N problems.")
 @click.option("--partial", is_flag=True, help="With --samples: score only the problems that have samples.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when it is a terminal].")

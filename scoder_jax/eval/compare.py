@@ -117,7 +117,8 @@ def format_text(columns: list[str], rows: list[tuple[str, dict[str, float]]]) ->
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
 
     def line(cells):
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(head), sep, *(line(b) for b in body)])
@@ -135,7 +136,8 @@ def format_html(columns: list[str], rows: list[tuple[str, dict[str, float]]], k:
 @click.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--k", "k", type=click.IntRange(min=1), default=1, show_default=True, help="Which pass@k to tabulate.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None, help="Also write the table as HTML.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table as HTML.")
 def compare(paths, k, html_file):
     """Print pass@k of several evaluations (results.json files, eval dirs or run dirs) as one table."""
     columns, rows = build_table(paths, k)

@@ -144,7 +144,8 @@ def load_plus(path: str | Path, benchmark: str) -> list[PlusProblem]:
         rows = list(enumerate(iter_jsonl(path), 1))
     except DataError as e:
         if path.suffix == ".json" or "malformed JSON" in str(e):
-            raise DataError(f"{e}; expected {benchmark} rows, one JSON object per line (HumanEvalPlus.jsonl / MbppPlus.jsonl)") from None
+            raise DataError(f"{e}; expected {benchmark} rows, one JSON object per line "
+                            "(HumanEvalPlus.jsonl / MbppPlus.jsonl)") from None
         raise
     for row, rec in rows:
         for key in required:
@@ -177,7 +178,8 @@ def load_plus(path: str | Path, benchmark: str) -> list[PlusProblem]:
             try:
                 converted = {part: [mbpp_convert_args(num, a) for a in raw[part]] for part in raw}
             except (TypeError, ValueError, IndexError, AttributeError) as e:
-                raise DataError(f"{path}: row {row} ({tid}): inputs do not have MBPP+'s layout for this task ({e})") from None
+                raise DataError(
+                    f"{path}: row {row} ({tid}): inputs do not have MBPP+'s layout for this task ({e})") from None
         problems.append(PlusProblem(task_id=tid, prompt=rec["prompt"], entry_point=rec["entry_point"],
                                     canonical_solution=rec["canonical_solution"], atol=rec["atol"],
                                     inputs=converted, raw_inputs=raw, row=row))

@@ -19,7 +19,8 @@ def guess_format(rec: Any) -> str:
         return "LiveCodeBench samples ({question_id, code_list})"
     if {"base_input", "plus_input"} & keys:
         tid = str(rec.get("task_id", ""))
-        return "an MBPP+ row" if tid.startswith("Mbpp/") else "a HumanEval+ row" if tid.startswith("HumanEval/") else "an EvalPlus row"
+        return ("an MBPP+ row" if tid.startswith("Mbpp/")
+                else "a HumanEval+ row" if tid.startswith("HumanEval/") else "an EvalPlus row")
     if "test_list" in keys:
         return "a sanitized-MBPP row"
     if {"test", "entry_point"} <= keys:

@@ -54,9 +54,10 @@ SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a ques
                   "will generate a correct Python program that matches the specification and passes all tests.")
 FORMAT_WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose your "
                        "code within delimiters.")
-FORMAT_WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not directly "
-                          "test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when "
-                          "the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.")
+FORMAT_WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout "
+                          "(do not directly test on the sample inputs). Enclose your code within delimiters "
+                          "as follows. Ensure that when the python program runs, it reads the inputs, runs "
+                          "the algorithm and writes output to STDOUT.")
 ROW_FIELDS = ("question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
               "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata")
 
@@ -173,7 +174,8 @@ def parse_day(text: str | None, what: str) -> datetime | None:
         raise ScoderError(f"{what} {text!r}: expected a date YYYY-MM-DD") from None
 
 
-def load_lcb(path: str | Path, *, since: str | None = None, until: str | None = None) -> tuple[list[LCBProblem], set[str]]:
+def load_lcb(path: str | Path, *, since: str | None = None,
+             until: str | None = None) -> tuple[list[LCBProblem], set[str]]:
     """(problems in the date window sorted by question_id, every question_id in the file)."""
     path = Path(path)
     if path.is_dir() or not path.exists():
@@ -214,7 +216,8 @@ def load_lcb(path: str | Path, *, since: str | None = None, until: str | None = 
             raise DataError(f"{where}: metadata func_name {meta['func_name']!r} is not an identifier")
         problems.append(LCBProblem(question_id=qid, question_title=str(rec["question_title"]),
                                    question_content=rec["question_content"], platform=rec["platform"],
-                                   contest_id=str(rec["contest_id"]), contest_date=date, starter_code=rec["starter_code"],
+                                   contest_id=str(rec["contest_id"]), contest_date=date,
+                                   starter_code=rec["starter_code"],
                                    difficulty=rec["difficulty"], tests=tests, metadata=meta, row=row))
     if not seen:
         raise DataError(f"{path}: no problems")
@@ -262,7 +265,8 @@ def read_lcb_samples(path: str | Path) -> list[dict]:
             raise DataError(f"{path}: row {row}: expected an object, got {guess_format(rec)}")
         qid = rec.get("question_id", rec.get("task_id"))
         if qid is None:
-            raise wrong_format(path, row, rec, "a sample ({question_id, code_list} or {task_id, solution})", "question_id")
+            raise wrong_format(path, row, rec, "a sample ({question_id, code_list} or {task_id, solution})",
+                               "question_id")
         qid = str(qid)
         if "code_list" in rec:
             codes = rec["code_list"]
@@ -351,10 +355,12 @@ def lcb_results(problems: Sequence[LCBProblem], samples: Sequence[dict], graded:
             "question_id": p.question_id, "contest_id": p.contest_id, "contest_date": p.contest_date.isoformat(),
             "starter_code": p.starter_code, "difficulty": p.difficulty, "output_list": codes, "code_list": codes,
             "graded_list": graded_list, "pass@1": c / n, "metadata": [json.dumps(g["metadata"]) for _, g in pairs]})
-        per_problem.append({"task_id": p.question_id, "difficulty": p.difficulty, "contest_date": p.contest_date.isoformat(),
+        per_problem.append({"task_id": p.question_id, "difficulty": p.difficulty,
+                            "contest_date": p.contest_date.isoformat(),
                             "n": n, "c": c, "pass@1": c / n,
                             "samples": [{"passed": g["graded"], "results": g["results"], "metadata": g["metadata"]}
                                         for _, g in pairs]})
     overall = mean_pass_at_k([x for d in DIFFICULTIES for x in counts[d]], ks)
-    by_difficulty = {d: {**mean_pass_at_k(counts[d], (1,)), "n_problems": len(counts[d])} for d in DIFFICULTIES if counts[d]}
+    by_difficulty = {d: {**mean_pass_at_k(counts[d], (1,)), "n_problems": len(counts[d])}
+                     for d in DIFFICULTIES if counts[d]}
     return eval_all, per_problem, {"base": overall}, by_difficulty

@@ -90,6 +90,7 @@ def read_results(path: str | Path) -> dict:
         raise DataError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a JSON results file ({e})") from None
-    if not isinstance(rec, dict) or not isinstance(rec.get("benchmark"), str) or not isinstance(rec.get("pass_at_k"), dict):
+    if (not isinstance(rec, dict) or not isinstance(rec.get("benchmark"), str)
+            or not isinstance(rec.get("pass_at_k"), dict)):
         raise DataError(f"{path}: not a scoder results.json (needs 'benchmark' and 'pass_at_k')")
     return rec

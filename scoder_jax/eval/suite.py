@@ -157,7 +157,8 @@ def _run_plus(benchmark: str, problems_file, samples_file, model, dec: Decoding,
     else:
         stop = ev.HUMANEVAL_STOP if benchmark == "humaneval+" else ev.MBPP_STOP
         replies = _replies(model, [p.prompt for p in problems], dec, chat=False, stop=stop)
-        samples = [{"task_id": p.task_id, "completion": ev.truncate_at_stop(c, stop)} for p, cs in zip(problems, replies) for c in cs]
+        samples = [{"task_id": p.task_id, "completion": ev.truncate_at_stop(c, stop)}
+                   for p, cs in zip(problems, replies) for c in cs]
         prompt = "completion: the problem's prompt, cut at its stop sequences"
     source = str(samples_file) if samples_file else f"model {model}"
     known = {p.task_id for p in problems}  # checked before the (slow, cached) ground truth runs
@@ -277,7 +278,8 @@ def run_suite(model: str | Path, cfg: Any, out_dir: str | Path) -> dict:
         settings = Settings(timeout_s=cfg.timeout_s if name in ("humaneval", "mbpp") or name not in NAMED else None,
                             limit=cfg.limit, since=since, until=until, progress=False)
         record = run_benchmark(name, out, problems_file=pfile, model=model, decoding=decoding, settings=settings)
-        flat = {f"{k}{'' if part == 'base' else '_plus'}": v for part, d in record["pass_at_k"].items() for k, v in d.items()}
+        flat = {f"{k}{'' if part == 'base' else '_plus'}": v
+                for part, d in record["pass_at_k"].items() for k, v in d.items()}
         counts["benchmarks"][name] = {**flat, "n_problems": record["n_problems"]}
         if "pass@1" not in counts:
             counts.update({"benchmark": name, "n_problems": record["n_problems"], **flat})

@@ -47,7 +47,8 @@ def generate(model_paths, prompt, prompts_file, out_file, chat, system, max_new_
 
     try:
         params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                                no_repeat_ngram=no_repeat_ngram, max_new_tokens=max_new_tokens, n=n, seed=seed, stop_strings=tuple(stop))
+                                no_repeat_ngram=no_repeat_ngram, max_new_tokens=max_new_tokens, n=n, seed=seed,
+                                stop_strings=tuple(stop))
     except ValueError as e:
         raise ScoderError(f"sampling options: {e}") from None
     if prompts_file is not None or out_file is not None:
@@ -134,7 +135,7 @@ def run_batch(model_paths: list[str], prompts_file: str, out_file: str, params, 
                     continue  # a torn tail: JsonlAppender cuts it off
     models = []
     engine = None
-    for m, path in enumerate(model_paths):  # every checkpoint is checked before any work
+    for path in model_paths:  # every checkpoint is checked before any work
         model = load_model(path)
         if engine is None:
             engine = Engine(model, pad_id=tok.pad_id, max_batch=max_batch)

@@ -27,7 +27,8 @@ import click
 @click.option("--mode", type=click.Choice(["lora", "full"]), default="lora", show_default=True,
               help="LoRA factors (LESS), or every linear layer by Kronecker factors (needs --sgd).")
 @click.option("--sgd", is_flag=True, help="Plain gradients for candidates (no Adam moments needed).")
-@click.option("--group-field", default=None, help="Targets' field naming their group: the score is the max over groups.")
+@click.option("--group-field", default=None,
+              help="Targets' field naming their group: the score is the max over groups.")
 @click.option("--micro-batch", type=int, default=8, show_default=True, help="Examples per vmapped gradient.")
 @click.option("--seq-len", type=int, default=2048, show_default=True, help="Longer examples are truncated.")
 @click.option("--tokenizer", default=None, help="Tokenizer (default: the checkpoints'); must match theirs.")

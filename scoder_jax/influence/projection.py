@@ -158,11 +158,13 @@ class Projector:
         for b in self.blocks:
             kr, kc = self.kron_shape(b)
             if kr < b.rows:
-                out[f"left/{b.name}"] = jnp.stack([side_matrix(jax.random.fold_in(block_key(self.cfg.seed, f"{b.name}/{l}"), 0),
-                                                               kr, b.rows, self.cfg.kind) for l in range(b.layers)])
+                out[f"left/{b.name}"] = jnp.stack([
+                    side_matrix(jax.random.fold_in(block_key(self.cfg.seed, f"{b.name}/{l}"), 0),
+                                kr, b.rows, self.cfg.kind) for l in range(b.layers)])
             if kc < b.cols:
-                out[f"right/{b.name}"] = jnp.stack([side_matrix(jax.random.fold_in(block_key(self.cfg.seed, f"{b.name}/{l}"), 1),
-                                                                kc, b.cols, self.cfg.kind) for l in range(b.layers)])
+                out[f"right/{b.name}"] = jnp.stack([
+                    side_matrix(jax.random.fold_in(block_key(self.cfg.seed, f"{b.name}/{l}"), 1),
+                                kc, b.cols, self.cfg.kind) for l in range(b.layers)])
         return out
 
     def materialize(self) -> dict:

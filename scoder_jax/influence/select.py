@@ -409,7 +409,8 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
         data_cfg = DataConfig(**metas[0]["train"]["data"])
 
     devices = jax.devices()[:cfg.mesh_devices] if cfg.mesh_devices else None
-    mesh = parallel.fit_mesh(cfg.microbatch, cfg.mesh_data, cfg.mesh_fsdp, devices=devices, what="influence's micro_batch")
+    mesh = parallel.fit_mesh(cfg.microbatch, cfg.mesh_data, cfg.mesh_fsdp, devices=devices,
+                             what="influence's micro_batch")
     lrs = [checkpoint_lr(c, mean=True) if m is not None and "mean_lr" in m else 1.0 for c, m in zip(ckpts, metas)]
     weights = checkpoint_weights(lrs)
 
@@ -439,7 +440,8 @@ def run_influence(candidates, targets, checkpoints: Sequence[str | Path], out_di
             try:
                 am = load_adam_moments(c, mesh=mesh, names=_lora_names(model) if cfg.mode == "lora" else None)
             except CheckpointError as e:
-                raise CheckpointError(f"{e}: the Adam transform needs the checkpoint's moments (or use --sgd)") from None
+                raise CheckpointError(
+                    f"{e}: the Adam transform needs the checkpoint's moments (or use --sgd)") from None
             moments = Moments(am.mu, am.nu, am.b1, am.b2, am.eps)
         ff = FeatureFn(model, cfg.grad_config(), cfg.projection_config(), mesh, moments)
         del model

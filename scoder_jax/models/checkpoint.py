@@ -52,7 +52,7 @@ def assemble(cfg: ModelConfig, get: TensorGetter, *, where: str, mesh: Mesh | No
     for m in maps_for(specs):
         shape, axes = specs[m.ours]
         sharding = parallel.sharding_for(axes, shape, mesh)
-        name_of = (lambda i: m.gguf.format(i=i)) if gguf else (lambda i: m.hf.format(i=i))
+        name_of = (lambda i, m=m: m.gguf.format(i=i)) if gguf else (lambda i, m=m: m.hf.format(i=i))
 
         def read(i: int | None, m=m, name_of=name_of, shape=shape) -> np.ndarray:
             name = name_of(i)
@@ -293,7 +293,8 @@ def gguf_config(reader, where: str, **overrides) -> ModelConfig:
             "rms_norm_eps": float(g("attention.layer_norm_rms_epsilon", 1e-6)),
             "max_position_embeddings": int(g("context_length", 4096)),
             "rope_theta": float(g("rope.freq_base", 10000.0)),
-            "rope_scaling": None if rope_type == "default" else {"type": rope_type, "factor": float(g("rope.scaling.factor"))},
+            "rope_scaling": (None if rope_type == "default"
+                             else {"type": rope_type, "factor": float(g("rope.scaling.factor"))}),
             "tie_word_embeddings": "output.weight" not in names,
             "attention_bias": "blk.0.attn_q.bias" in names and arch == "llama",
             "bos_token_id": gguf_field(reader, "tokenizer.ggml.bos_token_id"),
@@ -327,7 +328,8 @@ def load_gguf(path: str | Path, *, mesh: Mesh | None = None, **overrides) -> Dec
         try:
             w = gguf.quants.dequantize(t.data, t.tensor_type)
         except NotImplementedError:
-            raise CheckpointError(f"{path}: tensor '{name}' has type {t.tensor_type.name}, which cannot be dequantized") from None
+            raise CheckpointError(
+                f"{path}: tensor '{name}' has type {t.tensor_type.name}, which cannot be dequantized") from None
         w = np.asarray(w, np.float32).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
         if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
             w = _unpermute(w, cfg.num_heads if ".attn_q." in name else cfg.num_kv_heads)
@@ -431,7 +433,8 @@ def load_orbax(ckpt_dir: str | Path, *, mesh: Mesh | None = None, **overrides) -
     fresh = [n for n in target if n not in restored and base is None]  # a composed model has the base's
     for i, name in enumerate(fresh):
         shape = specs[name][0]
-        getattr(model, name).set_value(jax.device_put(init_value(cfg, name, shape, jax.random.key(i)), target[name].sharding))
+        getattr(model, name).set_value(
+            jax.device_put(init_value(cfg, name, shape, jax.random.key(i)), target[name].sharding))
     return model
 
 

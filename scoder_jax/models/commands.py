@@ -36,7 +36,8 @@ def convert(src: str, dst: str, fmt: str, dtype: str | None, max_shard_gb: float
     from scoder_jax.models.checkpoint import load_model, load_tokenizer, save_hf, save_orbax
 
     if dst.endswith(".gguf"):
-        raise ScoderError(f"{dst}: writing GGUF is not supported (GGUF is read-only); use --to hf and llama.cpp's converter")
+        raise ScoderError(
+            f"{dst}: writing GGUF is not supported (GGUF is read-only); use --to hf and llama.cpp's converter")
     check_output_dir(dst, overwrite=overwrite)
     overrides = {"param_dtype": dtype} if dtype else {}
     model = load_model(src, **overrides)

@@ -38,11 +38,16 @@ PRESETS: dict[str, ModelConfig] = {
 PRESETS["tiny-smollm2-vocab"] = PRESETS["tiny"].replace(name="tiny-smollm2-vocab", vocab_size=49152, max_position=2048,
                                                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
 # Instruct variants share the architecture (they differ in weights and chat template only).
-PRESETS["deepseek-coder-1.3b-instruct"] = PRESETS["deepseek-coder-1.3b"].replace(name="deepseek-coder-1.3b-instruct", eos_token_id=32021)
-PRESETS["deepseek-coder-6.7b-instruct"] = PRESETS["deepseek-coder-6.7b"].replace(name="deepseek-coder-6.7b-instruct", eos_token_id=32021)
-PRESETS["deepseek-coder-33b-instruct"] = PRESETS["deepseek-coder-33b"].replace(name="deepseek-coder-33b-instruct", eos_token_id=32021)
-PRESETS["qwen2.5-coder-7b-instruct"] = PRESETS["qwen2.5-coder-7b"].replace(name="qwen2.5-coder-7b-instruct", eos_token_id=151645)
-PRESETS["qwen2.5-coder-14b-instruct"] = PRESETS["qwen2.5-coder-14b"].replace(name="qwen2.5-coder-14b-instruct", eos_token_id=151645)
+PRESETS["deepseek-coder-1.3b-instruct"] = PRESETS["deepseek-coder-1.3b"].replace(name="deepseek-coder-1.3b-instruct",
+                                                                                 eos_token_id=32021)
+PRESETS["deepseek-coder-6.7b-instruct"] = PRESETS["deepseek-coder-6.7b"].replace(name="deepseek-coder-6.7b-instruct",
+                                                                                 eos_token_id=32021)
+PRESETS["deepseek-coder-33b-instruct"] = PRESETS["deepseek-coder-33b"].replace(name="deepseek-coder-33b-instruct",
+                                                                               eos_token_id=32021)
+PRESETS["qwen2.5-coder-7b-instruct"] = PRESETS["qwen2.5-coder-7b"].replace(name="qwen2.5-coder-7b-instruct",
+                                                                           eos_token_id=151645)
+PRESETS["qwen2.5-coder-14b-instruct"] = PRESETS["qwen2.5-coder-14b"].replace(name="qwen2.5-coder-14b-instruct",
+                                                                             eos_token_id=151645)
 PRESETS["llama-3.1-8b-instruct"] = PRESETS["llama-3.1-8b"].replace(name="llama-3.1-8b-instruct", eos_token_id=128009)
 PRESETS["smollm2-135m-instruct"] = PRESETS["smollm2-135m"].replace(name="smollm2-135m-instruct")
 

@@ -26,8 +26,10 @@ def sandbox() -> None:
 @click.option("--max-output-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--network/--no-network", default=False, show_default=True, help="Allow network access.")
 @click.option("--site/--no-site", default=False, show_default=True, help="Allow third-party packages.")
-@click.option("--isolation", type=click.Choice(["auto", "namespaces", "userns", "uid", "none"]), default="auto", show_default=True)
-@click.option("--stdin", "stdin_file", type=click.Path(dir_okay=False, exists=True), default=None, help="File fed to the program's stdin.")
+@click.option("--isolation", type=click.Choice(["auto", "namespaces", "userns", "uid", "none"]), default="auto",
+              show_default=True)
+@click.option("--stdin", "stdin_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="File fed to the program's stdin.")
 def run(file, timeout, memory, cpu, max_processes, max_file_mb, max_open_files, max_output_bytes, network, site,
         isolation, stdin_file) -> None:
     """Run the Python program FILE ('-' for stdin) and print its outcome as one JSON object.

@@ -335,7 +335,8 @@ def _run(code: str, limits: Limits, stdin: str, iso: Isolation, slot: int) -> Ou
     theirs: list[int] = []  # the sandbox's ends, closed here once sent
     start = time.monotonic()
     try:
-        stdin_fd = _memfd(stdin.encode("utf-8", "surrogateescape"), "sandbox-stdin") if stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        stdin_fd = (_memfd(stdin.encode("utf-8", "surrogateescape"), "sandbox-stdin") if stdin
+                    else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
         theirs.append(stdin_fd)
         for _ in range(3):  # stdout, stderr, status
             r, w = os.pipe()

@@ -77,7 +77,7 @@ class _Server:
         """Starts one sandbox; returns (pid, pidfd) of its process A."""
         payload = marshal.dumps(job)
         with self.lock:
-            for attempt in range(2):
+            for _attempt in range(2):
                 if self.sock is None or self.owner != os.getpid() or self.proc.poll() is not None:
                     self._start()
                 try:

@@ -60,7 +60,8 @@ def _aspects(path):
 def _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens):
     from scoder_jax.score.judge import load_judge
 
-    return load_judge(str(judge_path), _aspects(aspects_path), tokenizer=str(judge_tokenizer) if judge_tokenizer else None,
+    return load_judge(str(judge_path), _aspects(aspects_path),
+                      tokenizer=str(judge_tokenizer) if judge_tokenizer else None,
                       batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
 
 
@@ -148,7 +149,8 @@ def _echo_selection(summary: dict, out_dir: Path) -> None:
 @click.option("--method", type=click.Choice(["nnls", "logistic"]), default="nnls", show_default=True)
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
 @click.option("--limit", type=click.IntRange(min=2), help="Use only the first N positives.")
-@click.option("--negatives", type=click.IntRange(min=2), help="Number of corrupted samples (default: as many as positives).")
+@click.option("--negatives", type=click.IntRange(min=2),
+              help="Number of corrupted samples (default: as many as positives).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--l2", type=click.FloatRange(min=0), default=1e-2, show_default=True, help="Logistic L2 penalty.")
 @_judge_options

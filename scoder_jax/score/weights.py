@@ -98,7 +98,8 @@ class Weights:
             ew = d.get("exec_weights") or {}
             unknown = set(ew) - set(SIGNALS)
             if unknown:
-                raise ConfigError(f"{where}: unknown execution signal(s) {sorted(unknown)}; known: {', '.join(SIGNALS)}")
+                raise ConfigError(
+                    f"{where}: unknown execution signal(s) {sorted(unknown)}; known: {', '.join(SIGNALS)}")
             ev = tuple(float(ew.get(k, 0.0)) for k in SIGNALS)
             thr = d.get("threshold")
             return cls(tuple(aw), tuple(aw.values()), ev, float(d.get("bias", 0.0)),

@@ -58,7 +58,8 @@ def sample(snippets_path, checkpoints, out_dir, n, temperature, top_p, max_new_t
         click.echo(json.dumps(merged))
         if not merged["complete"]:
             click.echo(f"merge: {merged['units_done']} of {merged['units_expected']} units done in {merged['shards']} "
-                       f"of {merged['process_count']} shards; rerun the unfinished shards, then --merge again", err=True)
+                       f"of {merged['process_count']} shards; rerun the unfinished shards, then --merge again",
+                       err=True)
         return
     if snippets_path is None or not checkpoints:
         raise ScoderError("scoder sample: --snippets and --checkpoints are required (or --merge alone)")

@@ -344,8 +344,8 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
     already = len(mine) * len(refs) - n_todo
 
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, min_p=cfg.min_p,
-                            no_repeat_ngram=cfg.no_repeat_ngram, max_new_tokens=cfg.max_new_tokens, n=cfg.n, seed=cfg.seed,
-                            stop_strings=tuple(cfg.stop_strings))
+                            no_repeat_ngram=cfg.no_repeat_ngram, max_new_tokens=cfg.max_new_tokens, n=cfg.n,
+                            seed=cfg.seed, stop_strings=tuple(cfg.stop_strings))
     reasons: Counter = Counter()
     per_ckpt: dict[int, Counter] = {r.index: Counter() for r in refs}
     bar = _progress(n_todo, progress)
@@ -397,7 +397,7 @@ def sample_candidates(snippets: Iterable[dict], checkpoint_paths: Sequence[str |
                         continue
                     got: dict[int, list] = {}
 
-                    def on_complete(c, keep=keep, got=got, ref=ref):
+                    def on_complete(c, keep=keep, got=got, ref=ref, tok=tok, params=params):
                         got.setdefault(c.prompt_index, []).append(
                             (c.sample_index, completion_text(tok, c, params.stop_strings), c.finish_reason,
                              len(c.tokens)))

@@ -241,7 +241,8 @@ def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, 
         def todo() -> Iterator[_Snippet]:
             seen: set[str] = set()
             for i, rec in enumerate(snippets):
-                snip = _snippet(rec, rec.get("_where", f"snippet #{i + 1}") if isinstance(rec, dict) else f"snippet #{i + 1}")
+                snip = _snippet(rec, rec.get("_where", f"snippet #{i + 1}") if isinstance(rec, dict)
+                                else f"snippet #{i + 1}")
                 if snip.id in seen:
                     counts["duplicates"] += 1
                     continue

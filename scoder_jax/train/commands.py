@@ -40,4 +40,5 @@ def train(config_path, data_path, out_dir, model, export_dir, no_resume, overrid
         export_hf(summary["checkpoints"][-1]["path"], export_dir)
         summary["exported_hf"] = export_dir
     click.echo(json.dumps({k: summary[k] for k in ("steps", "final_loss", "tokens", "elapsed_s", "out_dir")}
-                          | {"last_checkpoint": summary["checkpoints"][-1]["path"] if summary["checkpoints"] else None}))
+                          | {"last_checkpoint": (summary["checkpoints"][-1]["path"] if summary["checkpoints"]
+                                                 else None)}))

@@ -122,7 +122,8 @@ class TrainConfig:
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.batch_size % self.grad_accum:
-            raise ValueError(f"batch_size {self.batch_size} must be a positive multiple of grad_accum {self.grad_accum}")
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a positive multiple of grad_accum {self.grad_accum}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
 

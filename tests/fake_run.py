@@ -91,7 +91,8 @@ def fake_run(root: Path, iterations: int = 2, seed: int = 0, overrides: tuple[st
             counts = {"candidates": len(cands), "rejects": 2}
         elif st.kind == "score":
             src = "final_sample" if st.name == "final_score" else f"sample_{it:02d}"
-            cands = [json.loads(x) for x in (run_dir / stages[src]["out"] / "candidates.jsonl").read_text().splitlines()]
+            cands = [json.loads(x)
+                     for x in (run_dir / stages[src]["out"] / "candidates.jsonl").read_text().splitlines()]
             counts = _score(out, cands, it, rng)
         elif st.kind == "influence":
             kept = [json.loads(x) for x in (run_dir / f"iter_{it:02d}/scores/selected.jsonl").read_text().splitlines()]

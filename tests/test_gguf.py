@@ -79,7 +79,8 @@ def test_gguf_types_match_transformers_gguf_loading(qtype, tmp_path):
     path = write_gguf(ref, tmp_path / f"tiny-{qtype.name}.gguf", qtype)
     ours = load_gguf(path)
     toks = np.random.default_rng(0).integers(0, 96, size=(2, 11))
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32).eval()
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name,
+                                                               dtype=torch.float32).eval()
     theirs_logits, _ = hf_logits(theirs, toks)
     np.testing.assert_allclose(np.asarray(ours(jnp.asarray(toks)).logits), theirs_logits, atol=1e-4)
     if qtype in (Q.F32,):  # lossless: equals the original model exactly, so the permutation is undone

@@ -104,7 +104,8 @@ def test_projection_is_the_keyed_dense_matrix_whatever_the_batch_or_cache():
     grads = {k: rng.normal(size=(5, *s)).astype(np.float32) for k, s in shapes.items()}
     flat = np.concatenate([grads[k].reshape(5, -1) for k in sorted(shapes)], axis=1)
     ref = flat.astype(np.float64) @ _keys_reference(shapes, d, 7)
-    np.testing.assert_array_equal(dense_reference(shapes, cfg) * math.sqrt(d), _keys_reference(shapes, d, 7) * math.sqrt(d))
+    np.testing.assert_array_equal(dense_reference(shapes, cfg) * math.sqrt(d),
+                                  _keys_reference(shapes, d, 7) * math.sqrt(d))
     assert set(np.unique(dense_reference(shapes, cfg) * math.sqrt(d))) == {-1.0, 1.0}
     cached = Projector.for_shapes(shapes, cfg)
     drawn = Projector.for_shapes(shapes, ProjectionConfig(d=d, seed=7, cache_bytes=0))
@@ -117,7 +118,8 @@ def test_projection_is_the_keyed_dense_matrix_whatever_the_batch_or_cache():
         np.testing.assert_allclose(z2, z[3:4], rtol=1e-6, atol=1e-6)
     # sharded over two devices: the same
     mesh = parallel.make_mesh(2, 1, 1, devices=jax.devices()[:2])
-    sh = {k: jax.device_put(np.concatenate([v, v[:1]]), parallel.batch_sharding(mesh, v.ndim)) for k, v in grads.items()}
+    sh = {k: jax.device_put(np.concatenate([v, v[:1]]), parallel.batch_sharding(mesh, v.ndim))
+          for k, v in grads.items()}
     z3 = np.asarray(jax.jit(cached.project)(sh, cached.mats))[:5]
     np.testing.assert_allclose(z3, ref, rtol=1e-5, atol=1e-5)
     other = Projector.for_shapes(shapes, ProjectionConfig(d=d, seed=8))
@@ -139,7 +141,8 @@ def test_full_mode_probe_gradient_is_the_left_projected_weight_gradient():
     gp = jax.grad(lambda p: example_loss(g_probe, p, rest, row))(diff)
     # the same loss as the model itself (LoRA merged, B = 0): the probe changes nothing in the forward
     gm, lm, rm = _split(model)
-    assert float(example_loss(g_probe, diff, rest, row)) == pytest.approx(float(example_loss(gm, lm, rm, row)), rel=1e-5)
+    assert float(example_loss(g_probe, diff, rest, row)) == pytest.approx(float(example_loss(gm, lm, rm, row)),
+                                                                           rel=1e-5)
     # explicit per-example gradient of the (merged) base weights
     from scoder_jax.models.lora import merged_params
 

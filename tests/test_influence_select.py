@@ -54,7 +54,8 @@ def mix(n: int, seed: int) -> list[dict]:
 def run(tmp_path_factory):
     """A short LoRA fine-tune on both tasks: two checkpoints with Adam moments."""
     d = tmp_path_factory.mktemp("influence")
-    cfg = tiny_cfg(seq_len=SEQ, batch_size=8, epochs=2, max_steps=16, lora={"rank": 4, "alpha": 8.0, "targets": ("q", "v", "up")},
+    cfg = tiny_cfg(seq_len=SEQ, batch_size=8, epochs=2, max_steps=16,
+                   lora={"rank": 4, "alpha": 8.0, "targets": ("q", "v", "up")},
                    optim={"lr": 1e-2, "warmup_steps": 2}, checkpoint={"every_steps": 8, "async_save": False})
     train(cfg, mix(32, seed=0), d / "train")
     ckpts = [i.path for i in ckpt_lib.list_checkpoints(d / "train")]
@@ -109,7 +110,7 @@ def _reference_scores(run, d: int, seed: int) -> np.ndarray:
         graphdef, lora, rest = nnx.split(model, nnx.LoRAParam, ...)
         lora, rest = nnx.to_pure_dict(lora), nnx.to_pure_dict(rest)
         names = sorted(lora)
-        grad = jax.jit(jax.grad(lambda p, r: example_loss(graphdef, p, rest, r)))
+        grad = jax.jit(jax.grad(lambda p, r, graphdef=graphdef, rest=rest: example_loss(graphdef, p, rest, r)))
         mom = ckpt_lib.load_adam_moments(c)
         proj = []
         for name in names:
@@ -121,7 +122,7 @@ def _reference_scores(run, d: int, seed: int) -> np.ndarray:
                                         for j in range(-(-n // ROWS_PER_KEY))])[:n])
         P = np.concatenate(proj).astype(np.float64)
 
-        def feats(rws, adam):
+        def feats(rws, adam, grad=grad, lora=lora, names=names, mom=mom, P=P):
             out = []
             for r in rws:
                 g = grad(lora, {k: jnp.asarray(v) for k, v in r.items()})

@@ -133,7 +133,8 @@ def test_gpu_local_and_bad_args():
     assert cmd.endswith("scoder iterate --config smoke --run-dir runs/x --no-progress eval.limit=1")
     assert "-u SCODER_COORDINATOR" in cmd and "srun" not in r.stdout and "sbatch" not in r.stdout
     for args, message in ((["--run-dir", "r"], "--config is required"), (["--config", "demo"], "--run-dir is required"),
-                          (["--config", "demo", "--run-dir", "r", "--nodes", "two"], "--nodes must be a positive integer"),
+                          (["--config", "demo", "--run-dir", "r", "--nodes", "two"],
+                           "--nodes must be a positive integer"),
                           (["--config", "demo", "--run-dir", "r", "stray"], "unexpected argument 'stray'")):
         r = sh(GPU, *args, "--dry-run")
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)

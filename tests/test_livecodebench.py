@@ -94,7 +94,8 @@ def test_prompts_as_livecodebench_builds_them(lcb_file):
     assert lcb.user_prompt(by["3100"]) == (
         "### Question:\nProblem 3100.\n\n"
         "### Format: You will use the following starter code to write the solution to the problem and enclose your "
-        f"code within delimiters.\n```python\n{STARTER}\n```\n\n### Answer: (use the provided format with backticks)\n\n")
+        f"code within delimiters.\n```python\n{STARTER}\n```\n\n"
+        "### Answer: (use the provided format with backticks)\n\n")
     assert lcb.SYSTEM_MESSAGE.startswith("You are an expert Python programmer.")
     assert lcb.extract_code("Sure:\n```python\nx = 1\n```\nor\n```python\ny = 2\n```\n") == "y = 2"
     assert lcb.extract_code("no code") == ""
@@ -103,14 +104,17 @@ def test_prompts_as_livecodebench_builds_them(lcb_file):
 def test_grading_as_lcb_runner(lcb_file):
     problems, _ = lcb.load_lcb(lcb_file)
     samples = [{"task_id": q, "code": c} for q, c in REFERENCE.items()] + [
-        {"task_id": "abc300_a", "code": "a, b = map(int, input().split())\nprint(a + b, '   ')\nprint()\n"},  # trailing space/lines
+        # trailing space/lines
+        {"task_id": "abc300_a", "code": "a, b = map(int, input().split())\nprint(a + b, '   ')\nprint()\n"},
         {"task_id": "abc300_a", "code": "print(3)\n"},  # right on the public test only
-        {"task_id": "abc300_a", "code": "import sys\nfor line in sys.stdin:\n    print(1)\n"},  # lcb_runner's stdin mock is not iterable
+        # lcb_runner's stdin mock is not iterable
+        {"task_id": "abc300_a", "code": "import sys\nfor line in sys.stdin:\n    print(1)\n"},
         {"task_id": "abc300_a", "code": "while True:\n    pass\n"},  # time limit
         {"task_id": "abc310_b", "code": "print(int(input()) / 2 + 0.0000)\nprint()\n"},
         {"task_id": "abc310_b", "code": "print('1.50')\n"},  # equal as Decimals on the first test, wrong on the second
         {"task_id": "3100", "code": "class Solution:\n    def append_it(self, nums, x):\n        return nums + [x]\n"},
-        {"task_id": "3100", "code": "class Solution:\n    def appendIt(self, nums, x):\n        return tuple(nums + [x])\n"},
+        {"task_id": "3100",
+         "code": "class Solution:\n    def appendIt(self, nums, x):\n        return tuple(nums + [x])\n"},
     ]
     start = time.monotonic()
     graded = lcb.grade(problems, samples, timeout_s=1, workers=2)
@@ -129,9 +133,11 @@ def test_cli_scores_per_difficulty_and_writes_lcb_files(lcb_file, tmp_path):
     samples = tmp_path / "custom.json"  # LiveCodeBench's own sample format
     samples.write_text(json.dumps([{"question_id": q, "code_list": [c, "print(0)"]} for q, c in REFERENCE.items()]))
     out = tmp_path / "o"
-    rec = run_benchmark("livecodebench", out, problems_file=lcb_file, samples_file=samples, settings=Settings(timeout_s=2))
+    rec = run_benchmark("livecodebench", out, problems_file=lcb_file, samples_file=samples,
+                        settings=Settings(timeout_s=2))
     assert rec["pass_at_k"] == {"base": {"pass@1": 0.5}}
-    assert rec["by_difficulty"] == {"easy": {"pass@1": 0.5, "n_problems": 1}, "medium": {"pass@1": 0.5, "n_problems": 1},
+    assert rec["by_difficulty"] == {"easy": {"pass@1": 0.5, "n_problems": 1},
+                                    "medium": {"pass@1": 0.5, "n_problems": 1},
                                     "hard": {"pass@1": 0.5, "n_problems": 1}}
     eval_all = json.loads((out / "eval_all.json").read_text())
     assert [e["question_id"] for e in eval_all] == ["3100", "abc300_a", "abc310_b"]  # sorted as lcb_runner sorts
@@ -168,10 +174,12 @@ def test_bad_input_is_named(lcb_file, tmp_path):
     not_pickle = base64.b64encode(zlib.compress(b"hello world")).decode()  # zlib of text, not a pickle
     bad = dict(ROWS[0], private_test_cases=not_pickle)
     f = _write_jsonl(tmp_path / "bad.jsonl", [ROWS[1], bad])
-    with pytest.raises(DataError, match=r"bad.jsonl: row 2 \(abc300_a\): 'private_test_cases' is malformed: .*not a pickled"):
+    with pytest.raises(DataError,
+                       match=r"bad.jsonl: row 2 \(abc300_a\): 'private_test_cases' is malformed: .*not a pickled"):
         lcb.load_lcb(f)
-    he_plus = _write_jsonl(tmp_path / "HumanEvalPlus.jsonl", [{"task_id": "HumanEval/0", "prompt": "", "entry_point": "f",
-                                                               "base_input": [], "plus_input": [], "atol": 0}])
+    he_plus = _write_jsonl(tmp_path / "HumanEvalPlus.jsonl",
+                           [{"task_id": "HumanEval/0", "prompt": "", "entry_point": "f",
+                             "base_input": [], "plus_input": [], "atol": 0}])
     with pytest.raises(DataError, match=r"HumanEvalPlus.jsonl: row 1: missing 'question_title'.*a HumanEval\+ row"):
         lcb.load_lcb(he_plus)
     unknown = tmp_path / "custom.json"

@@ -44,7 +44,8 @@ def test_installed_wheel_runs_a_preset_from_another_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = Path(subprocess.check_output([str(venv / "bin/python"), "-c",
-                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True).strip())
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
                         "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -65,7 +65,8 @@ def test_smoke_runs_end_to_end(smoke_run):
     import pyarrow.parquet as pq
 
     table = pq.read_table(smoke_run / "final/dataset/dataset.parquet")
-    assert table.num_rows == len(rows) and {"problem", "solution", "tests", "snippet", "influence"} <= set(table.column_names)
+    assert table.num_rows == len(rows)
+    assert {"problem", "solution", "tests", "snippet", "influence"} <= set(table.column_names)
     html = (smoke_run / "report.html").read_text()
     assert "Per iteration" in html and "<img" in html
     cands = [json.loads(l) for l in (smoke_run / "iter_01/samples/candidates.jsonl").read_text().splitlines()]
@@ -242,7 +243,8 @@ def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path)
     m = _manifest(run)
     assert all(e["status"] == "done" for e in m["stages"].values())
     assert m["stages"]["sample_01"]["counts"]["process_count"] == 2
-    assert (run / "final/dataset/dataset.jsonl").read_bytes() == (smoke_run / "final/dataset/dataset.jsonl").read_bytes()
+    assert ((run / "final/dataset/dataset.jsonl").read_bytes()
+            == (smoke_run / "final/dataset/dataset.jsonl").read_bytes())
     ours, ref = _student_params(run), _student_params(smoke_run)
     assert ours.keys() == ref.keys()
     for k in ref:

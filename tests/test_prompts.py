@@ -62,7 +62,8 @@ def test_prompt_text_for_raw_completion_models():
 @pytest.mark.parametrize("lang", ["python", "javascript", "cpp", "fortran"])
 def test_format_parse_round_trip(lang):
     sol = {"python": SOL, "javascript": "function add(a, b) {\n  return a + b;\n}",
-           "cpp": "int add(int a, int b) { return a + b; }", "fortran": "integer function add(a, b)\n  add = a + b\nend"}[lang]
+           "cpp": "int add(int a, int b) { return a + b; }",
+           "fortran": "integer function add(a, b)\n  add = a + b\nend"}[lang]
     tst = {"python": TST, "javascript": "console.assert(add(1, 2) === 3);", "cpp": "assert(add(1, 2) == 3);",
            "fortran": "if (add(1, 2) /= 3) call assert_fail()"}[lang]
     text = format_response(PROBLEM + "\n\nExample:\n```\nadd(1, 2) -> 3\n```", sol, tst, lang)
@@ -84,8 +85,10 @@ VARIANTS = {
                          f"Explanation: the function adds.\n\n[Test Cases]\n```python\n{TST}\n```\n",
     "bold_colon_inside": f"Sure! Here it is.\n\n**Problem:**\n{PROBLEM}\n\n**Solution:**\n```py\n{SOL}\n```\n\n"
                          f"**Tests:**\n```py\n{TST}\n```\nLet me know if you need more.",
-    "bold_colon_outside": f"**Problem**: {PROBLEM}\n\n**Solution**:\n```python3\n{SOL}\n```\n**Tests**:\n```\n{TST}\n```",
-    "markdown_hash": f"### Problem Statement\n{PROBLEM}\n\n### Solution\n```Python\n{SOL}\n```\n\n### Unit Tests\n```python\n{TST}\n```",
+    "bold_colon_outside": f"**Problem**: {PROBLEM}\n\n**Solution**:\n```python3\n{SOL}\n```\n"
+                          f"**Tests**:\n```\n{TST}\n```",
+    "markdown_hash": f"### Problem Statement\n{PROBLEM}\n\n### Solution\n```Python\n{SOL}\n```\n\n"
+                     f"### Unit Tests\n```python\n{TST}\n```",
     "numbered": f"## 1. Problem\n{PROBLEM}\n## 2. Solution\n```python\n{SOL}\n```\n## 3. Tests\n```python\n{TST}\n```",
     "plain_colon": f"Problem: {PROBLEM}\nSolution:\n```\n{SOL}\n```\nTests:\n```\n{TST}\n```",
     "lowercase_brackets": f"[problem]\n{PROBLEM}\n[solution]\n```python\n{SOL}\n```\n[tests]\n```python\n{TST}\n```",
@@ -94,16 +97,21 @@ VARIANTS = {
     "unfenced_with_prose": f"[Problem]\n{PROBLEM}\n\n[Solution]\nHere is the solution.\n\n{SOL}\n\n"
                            f"It runs in O(1).\n\n[Tests]\n{TST}\n",
     "tests_after_comment": f"[Problem]\n{PROBLEM}\n\n[Solution]\n```python\n{SOL}\n\n# Tests\n{TST}\n```\n",
-    "tests_after_comment_no_fence_tag": f"### Problem\n{PROBLEM}\n### Solution\n```\n{SOL}\n\n# Test cases:\n{TST}\n```",
+    "tests_after_comment_no_fence_tag": f"### Problem\n{PROBLEM}\n### Solution\n```\n{SOL}\n\n"
+                                        f"# Test cases:\n{TST}\n```",
     "trailing_asserts": f"[Problem]\n{PROBLEM}\n[Solution]\n```python\n{SOL}\n\n{TST}\n```\n",
     "empty_tests_section_but_embedded": f"[Problem]\n{PROBLEM}\n[Solution]\n```python\n{SOL}\n{TST}\n```\n[Tests]\n\n",
-    "crlf": f"[Problem]\r\n{PROBLEM}\r\n\r\n[Solution]\r\n```python\r\n{SOL}\r\n```\r\n[Tests]\r\n```python\r\n{TST}\r\n```\r\n".replace("\n    ", "\r\n    "),
-    "indented_fences": f"[Problem]\n{PROBLEM}\n[Solution]\n  ```python\n  {SOL.replace(chr(10), chr(10) + '  ')}\n  ```\n"
+    "crlf": (f"[Problem]\r\n{PROBLEM}\r\n\r\n[Solution]\r\n```python\r\n{SOL}\r\n```\r\n"
+             f"[Tests]\r\n```python\r\n{TST}\r\n```\r\n").replace("\n    ", "\r\n    "),
+    "indented_fences": f"[Problem]\n{PROBLEM}\n[Solution]\n"
+                       f"  ```python\n  {SOL.replace(chr(10), chr(10) + '  ')}\n  ```\n"
                        f"[Tests]\n  ```python\n  {TST.replace(chr(10), chr(10) + '  ')}\n  ```",
-    "horizontal_rules": f"[Problem]\n{PROBLEM}\n\n---\n\n[Solution]\n```python\n{SOL}\n```\n---\n[Tests]\n```python\n{TST}\n```\n---",
+    "horizontal_rules": f"[Problem]\n{PROBLEM}\n\n---\n\n[Solution]\n```python\n{SOL}\n```\n---\n"
+                        f"[Tests]\n```python\n{TST}\n```\n---",
     "header_rest_same_line": f"[Problem] {PROBLEM}\n[Solution]\n```python\n{SOL}\n```\n[Tests]\n```python\n{TST}\n```",
     "mixed_styles": f"[Problem]\n{PROBLEM}\n\n[Solution]\n```python\n{SOL}\n```\n\n### Tests\n```python\n{TST}\n```",
-    "output_block_after_code": f"[Problem]\n{PROBLEM}\n[Solution]\n```python\n{SOL}\n```\nOutput:\n```\n>>> add(1, 2)\n3\n```\n"
+    "output_block_after_code": f"[Problem]\n{PROBLEM}\n[Solution]\n```python\n{SOL}\n```\n"
+                                "Output:\n```\n>>> add(1, 2)\n3\n```\n"
                                 f"[Tests]\n```python\n{TST}\n```",
 }
 
@@ -128,7 +136,8 @@ def test_headers_inside_code_or_prose_are_not_headers():
 
 
 def test_unittest_style_and_pytest_raises_count_as_asserting():
-    tests = "import unittest\nclass T(unittest.TestCase):\n    def test(self):\n        self.assertEqual(add(1, 2), 3)\n"
+    tests = ("import unittest\nclass T(unittest.TestCase):\n    def test(self):\n"
+             "        self.assertEqual(add(1, 2), 3)\n")
     assert parse_response(format_response(PROBLEM, SOL, tests, "python")).ok
     tests = "import pytest\nwith pytest.raises(TypeError):\n    add(1, None)\n"
     assert parse_response(format_response(PROBLEM, SOL, tests, "python")).ok
@@ -219,7 +228,8 @@ def test_parser_never_raises_on_noise():
 
 
 def test_mixed_header_styles_fill_missing_sections_only():
-    text = ("[Problem]\nWrite `twice(x)`.\n### Task\nstill the problem\n\n[Solution]\n```js\nfunction twice(x) { return 2 * x; }\n```\n\n"
+    text = ("[Problem]\nWrite `twice(x)`.\n### Task\nstill the problem\n\n"
+            "[Solution]\n```js\nfunction twice(x) { return 2 * x; }\n```\n\n"
             "**Tests:**\n```js\nconsole.assert(twice(2) === 4);\n```\n")
     r = parse_response(text, "javascript")
     assert r.ok, r

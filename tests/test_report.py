@@ -164,7 +164,8 @@ def test_three_example_samples_per_iteration_with_their_scores(run):
         assert [e["total"] for e in ex] == [totals[-1], sorted(totals, reverse=True)[len(totals) // 2], totals[0]]
         for e in ex:
             src = next(r for r in kept if r["id"] == e["id"])
-            assert e["scores"] == src["meta"]["score"]["scores"] and e["tests_pass"] is src["meta"]["score"]["signals"]["passes"]
+            assert e["scores"] == src["meta"]["score"]["scores"]
+            assert e["tests_pass"] is src["meta"]["score"]["signals"]["passes"]
             assert f"id {e['id']};" in html and src["solution"].splitlines()[0] in html
             assert not str(e["checkpoint"]).startswith("/")
     assert data["iterations"][1]["examples"][0]["influence"] is not None
@@ -217,7 +218,8 @@ def test_the_page_in_headless_chromium(run, tmp_path):
     run_dir, _, cfg = run
     url = (run_dir / "report.html").absolute().as_uri()
     shot = tmp_path / "report.png"
-    r = _chromium(f"--screenshot={shot}", "--window-size=1200,3000", "--hide-scrollbars", url, user_data=tmp_path / "u1")
+    r = _chromium(f"--screenshot={shot}", "--window-size=1200,3000", "--hide-scrollbars", url,
+                  user_data=tmp_path / "u1")
     assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert pixels.shape == (3000, 1200, 3)

@@ -82,7 +82,8 @@ def _need_strong_isolation():
 
 
 def test_passed_program_captures_stdout_stderr_and_stdin():
-    out = run_python("import sys\ns = sys.stdin.read()\nprint(s.upper())\nprint('note', file=sys.stderr)", stdin="hello")
+    out = run_python("import sys\ns = sys.stdin.read()\nprint(s.upper())\nprint('note', file=sys.stderr)",
+                     stdin="hello")
     assert out.status == "passed" and out.passed and out.exit_code == 0 and out.reason == ""
     assert out.stdout == "HELLO\n" and out.stderr == "note\n"
     assert 0 < out.wall_s < 5
@@ -296,7 +297,8 @@ def test_hostile_programs_side_by_side_on_the_worker_pool(marker):
     _need_strong_isolation()
     bomb = _wrap("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", marker)
     flood = _wrap("import os\nwhile True:\n    os.write(1, b'y' * 65536)\n", marker)
-    forker = "import os\nfor _ in range(5):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n    os.waitpid(pid, 0)\nprint('forked')\n"
+    forker = ("import os\nfor _ in range(5):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
+              "    os.waitpid(pid, 0)\nprint('forked')\n")
     programs = [bomb, forker, flood, forker, forker, "print('plain')", forker]
     t = time.monotonic()
     outs = run_many(programs, limits=HOSTILE, workers=3)

@@ -413,8 +413,9 @@ def test_annotations_with_a_rating_that_is_not_a_digit_are_refused(tmp_path):
     d = tmp_path / "ann"
     d.mkdir()
     (d / "annotate.json").write_text(json.dumps(identity(ASPECTS, "rater")))
-    (d / "annotations.jsonl").write_text(json.dumps({"id": "a", "ratings": {"clarity": 3, "correctness": 4}}) + "\n"
-                                         + json.dumps({"id": "b", "ratings": {"clarity": 3.5, "correctness": 4}}) + "\n")
+    (d / "annotations.jsonl").write_text(
+        json.dumps({"id": "a", "ratings": {"clarity": 3, "correctness": 4}}) + "\n"
+        + json.dumps({"id": "b", "ratings": {"clarity": 3.5, "correctness": 4}}) + "\n")
     with pytest.raises(DataError, match=r"annotations.jsonl:2: 'ratings' must give each of clarity, correctness"):
         load_annotations(d)
 

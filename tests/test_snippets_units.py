@@ -22,7 +22,8 @@ def test_secret_patterns_and_false_positives():
     assert secrets.find_secrets(benign) == []
     generic = 'client_secret = "q8Zt3Lw9Vr2Kx7Mn4Pb6"\n'
     assert [s.kind for s in secrets.find_secrets(generic)] == ["generic_secret"]
-    pem = "x = 1\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\ny = 2\n"
+    pem = ("x = 1\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+           "-----END OPENSSH PRIVATE KEY-----\ny = 2\n")
     found = secrets.find_secrets(pem)
     assert [s.kind for s in found] == ["private_key"]
     assert secrets.redact(pem, found) == "x = 1\n<PRIVATE_KEY>\ny = 2\n"
@@ -75,7 +76,8 @@ def test_dedup_keys_and_canonical_shingles():
     renamed = "def f(value):\n    return value + 1\n"
     assert dedup.canonical_tokens(a, "python") == dedup.canonical_tokens(renamed, "python")
     # called names and attributes keep their spelling
-    assert dedup.canonical_tokens("os.path.join(a, b)", "python") != dedup.canonical_tokens("os.path.split(a, b)", "python")
+    assert (dedup.canonical_tokens("os.path.join(a, b)", "python")
+            != dedup.canonical_tokens("os.path.split(a, b)", "python"))
     hasher = dedup.MinHasher(256, 5)
     near = dedup.NearDedup(0.7, 256)
     rng = random.Random(0)
@@ -90,11 +92,13 @@ def test_dedup_keys_and_canonical_shingles():
 
 
 def test_decontaminator_substring_ngram_whitelist():
-    sol = "    result = []\n    for idx, value in enumerate(numbers):\n        if value % 3 == 0:\n            result.append(idx)\n    return result\n"
+    sol = ("    result = []\n    for idx, value in enumerate(numbers):\n        if value % 3 == 0:\n"
+           "            result.append(idx)\n    return result\n")
     item = decontam.BenchmarkItem("bench", "B/1", (("solution", sol), ("solution", "return x + y")))
     d = decontam.Decontaminator([item], ngram=13, min_substring_chars=30)
     hit = d.check("class K:\n    def m(self, numbers):\n" + sol.upper().replace("    ", "\t"))
-    assert hit is not None and (hit.benchmark, hit.item_id, hit.method, hit.field) == ("bench", "B/1", "substring", "solution")
+    assert hit is not None
+    assert (hit.benchmark, hit.item_id, hit.method, hit.field) == ("bench", "B/1", "substring", "solution")
     assert d.check("def add(x, y):\n    return x + y\n") is None  # whitelisted trivial solution
     assert ("bench", "B/1", "return x + y") in d.whitelisted
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron"
@@ -128,6 +132,7 @@ def test_malformed_jsonl_line_is_reported_with_file_and_line(tmp_path):
     seen = []
     units = list(readers.iter_units([str(f)], readers.ReadOptions(), lambda k, m: seen.append((k, m))))
     assert sum(len(u.records) for u in units) == 1
-    assert seen == [("malformed", f"{f}:3: malformed JSON (Expecting property name enclosed in double quotes at column 2)")]
+    assert seen == [("malformed",
+                     f"{f}:3: malformed JSON (Expecting property name enclosed in double quotes at column 2)")]
     with pytest.raises(Exception, match="no such file or directory"):
         list(readers.iter_units([str(tmp_path / "missing")], readers.ReadOptions(), lambda k, m: None))

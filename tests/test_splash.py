@@ -18,7 +18,7 @@ from scoder_jax import parallel
 from scoder_jax.models import attention_select, splash
 from scoder_jax.models.llama import Decoder, attention, segment_causal_mask
 from scoder_jax.models.presets import PRESETS
-from test_flash import _packed, _packed_tokens
+from test_flash import _packed
 
 
 @pytest.fixture

@@ -393,7 +393,8 @@ def test_api_key_is_never_written_or_raised(server, api_key, tmp_path, caplog):
         assert KEY.encode() not in data, p
     fails = read_jsonl(out / "failures.jsonl")
     assert "[redacted]" in fails[0]["detail"]  # the echoed header was scrubbed, not dropped silently
-    assert "[redacted]" in {r["snippet_id"]: r for r in read_jsonl(out / "seed.jsonl")}[snippet("ECHOKEYOK")["id"]]["problem"]
+    by_id = {r["snippet_id"]: r for r in read_jsonl(out / "seed.jsonl")}
+    assert "[redacted]" in by_id[snippet("ECHOKEYOK")["id"]]["problem"]
     assert KEY not in caplog.text
 
     # A wrong key: the run stops with a clear message that names the variable, not the key.

@@ -22,7 +22,8 @@ def magicoder(i, problem, solution, lang="python", seed="def seed():\n    pass\n
 LINES = [
     # 1: Python, code block followed by an explanation
     json.dumps(magicoder(0, "You are tasked with writing `double(x)`.",
-                         "```python\ndef double(x):\n    return 2 * x\n```\n\nThe `double` function multiplies by two.")),
+                         "```python\ndef double(x):\n    return 2 * x\n```\n\n"
+                         "The `double` function multiplies by two.")),
     # 2: Python with asserts embedded after the code
     json.dumps(magicoder(1, "Write `neg(x)`.",
                          "```python\ndef neg(x):\n    return -x\n\nassert neg(1) == -1\nassert neg(0) == 0\n```")),

@@ -194,7 +194,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in log if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == total  # no duplicated steps after the resume
-    ref_loss = {r["step"]: r["loss"] for r in map(json.loads, (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()) if "loss" in r}
+    ref_loss = {r["step"]: r["loss"]
+                for r in map(json.loads, (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()) if "loss" in r}
     assert all(ref_loss[r["step"]] == r["loss"] for r in log if "loss" in r)
     kept = ckpt_lib.list_checkpoints(out)
     assert [i.step for i in kept] == [i.step for i in ckpt_lib.list_checkpoints(tmp_path / "ref")]

@@ -64,14 +64,17 @@ MBPP = [
      "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
      [[[3, 4, 5, 6], [5, 7, 4, 10]]], [[[1, 2, 3, 4], [4, 3, 2, 1]], [[1], [2]]], 0),
     ("Mbpp/3", '"""\nIs n not prime.\n"""\n', "is_not_prime",
-     "def is_not_prime(n):\n    if n < 2:\n        return True\n    return any(n % i == 0 for i in range(2, int(n ** 0.5) + 1))\n",
+     "def is_not_prime(n):\n    if n < 2:\n        return True\n"
+     "    return any(n % i == 0 for i in range(2, int(n ** 0.5) + 1))\n",
      [[2], [10]], [[1], [97], [100]], 0),
 ]
 MBPP_SAMPLES = {
-    "Mbpp/106": ["def add_lists(l, t):\n    return t + tuple(l)\n", "def add_lists(l, t):\n    return t + tuple(l) if l else ()\n",
+    "Mbpp/106": ["def add_lists(l, t):\n    return t + tuple(l)\n",
+                 "def add_lists(l, t):\n    return t + tuple(l) if l else ()\n",
                  "def add_lists(l, t):\n    return list(t) + l\n"],
     "Mbpp/2": ["def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b), reverse=True))\n",
-               "def similar_elements(a, b):\n    return (a[0],)\n", "def similar_elements(a, b):\n    return set(a) & set(b)\n"],
+               "def similar_elements(a, b):\n    return (a[0],)\n",
+               "def similar_elements(a, b):\n    return set(a) & set(b)\n"],
     "Mbpp/3": ["def is_not_prime(n):\n    return not all(n % i for i in range(2, n))\n",
                "def is_not_prime(n):\n    return n % 2 == 0\n"],
 }
@@ -92,7 +95,8 @@ def run_evalplus(python: str, dataset: str, problems: Path, samples: Path, min_t
     env = dict(os.environ, XDG_CACHE_HOME=str(work / "xdg"),
                **{("HUMANEVAL_OVERRIDE_PATH" if dataset == "humaneval" else "MBPP_OVERRIDE_PATH"): str(problems)})
     code = ("import sys; from evalplus.evaluate import evaluate; "
-            f"evaluate({dataset!r}, samples={str(samples)!r}, min_time_limit={min_time_limit}, parallel=2, i_just_wanna_run=True)")
+            f"evaluate({dataset!r}, samples={str(samples)!r}, min_time_limit={min_time_limit}, parallel=2, "
+            "i_just_wanna_run=True)")
     subprocess.run([python, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
     for name in (samples.with_name(samples.stem + "_eval_results.json"), samples.with_suffix(".eval_results.json")):
         if name.exists():

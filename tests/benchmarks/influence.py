@@ -84,7 +84,6 @@ def run_jax(args) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
     from flax import nnx
 
     from scoder_jax import parallel
@@ -98,8 +97,8 @@ def run_jax(args) -> dict:
     T = args.seq
     mb = args.micro_batch
     gc = GradConfig(micro_batch=mb, microbatches=1, seq_len=T, min_len=T)
-    mom = Moments({k: jnp.asarray(v[0]) for k, v in moments.items()}, {k: jnp.asarray(v[1]) for k, v in moments.items()},
-                  0.9, 0.999, 1e-8)
+    mom = Moments({k: jnp.asarray(v[0]) for k, v in moments.items()},
+                  {k: jnp.asarray(v[1]) for k, v in moments.items()}, 0.9, 0.999, 1e-8)
     out = {}
     for label, two_stage in (("dense", False), ("two_stage", True)):
         ff = FeatureFn(model, gc, ProjectionConfig(d=args.dim, two_stage=two_stage, cache_bytes=4 << 30), mesh, mom)
@@ -114,7 +113,7 @@ def run_jax(args) -> dict:
         out[label] = {"examples_per_s": len(ex) / dt, "seconds": dt}
         # one microbatch, timed alone, for cost_vs_step
         b = batches[0][1]
-        out[label]["batch_s"] = min(_timed(lambda: ff(b, True)) for _ in range(3))
+        out[label]["batch_s"] = min(_timed(lambda ff=ff, b=b: ff(b, True)) for _ in range(3))
         if label == "dense":
             np.save(args.features_out, feats)
 

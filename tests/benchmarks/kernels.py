@@ -91,8 +91,10 @@ def main() -> None:
         np.testing.assert_allclose(np.asarray(f(ja, jb)), torch.einsum(eq, ta, tb).numpy(), rtol=1e-3, atol=1e-2)
         n = flops(eq, sa, sb)
         with torch.no_grad():
-            t_torch = median_seconds(lambda: torch.einsum(eq, ta, tb), lambda o: None, args.reps, args.inner)
-        t_xla = median_seconds(lambda: f(ja, jb), lambda o: o.block_until_ready(), args.reps, args.inner)
+            t_torch = median_seconds(lambda eq=eq, ta=ta, tb=tb: torch.einsum(eq, ta, tb), lambda o: None,
+                                     args.reps, args.inner)
+        t_xla = median_seconds(lambda f=f, ja=ja, jb=jb: f(ja, jb), lambda o: o.block_until_ready(),
+                               args.reps, args.inner)
         row = {"group": group, "op": name, "einsum": eq, "shapes": [list(sa), list(sb)],
                "xla_gflop_s": round(n / t_xla / 1e9, 1), "torch_gflop_s": round(n / t_torch / 1e9, 1),
                "ratio": round(t_torch / t_xla, 3)}

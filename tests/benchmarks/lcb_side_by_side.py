@@ -33,7 +33,8 @@ def _row(qid, date, difficulty, public, private, func=None, starter=""):
     return {"question_title": qid, "question_content": f"Solve {qid}.", "platform": "leetcode" if func else "atcoder",
             "question_id": qid, "contest_id": "c", "contest_date": date, "starter_code": starter,
             "difficulty": difficulty, "public_test_cases": json.dumps(public),
-            "private_test_cases": lcb.encode_private_tests(private), "metadata": json.dumps({"func_name": func} if func else {})}
+            "private_test_cases": lcb.encode_private_tests(private),
+            "metadata": json.dumps({"func_name": func} if func else {})}
 
 
 ROWS = [
@@ -46,10 +47,14 @@ ROWS = [
          starter="class Solution:\n    def appendIt(self, nums: List[int], x: int) -> List[int]:\n        "),
 ]
 SAMPLES = {
-    "abc1_a": ["a, b = map(int, input().split())\nprint(a + b)\n", "a, b = map(int, input().split())\nprint(a + b, '  ')\n\n",
-               "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n", "import sys\nfor l in sys.stdin:\n    print(l)\n",
-               "print(3)\n", "while True:\n    pass\n", "def main():\n    a, b = map(int, input().split())\n    print(a + b)\n"
-               "\nif __name__ == '__main__':\n    main()\n", "import sys\nprint(sum(map(int, sys.stdin.readline().split())))\n",
+    "abc1_a": ["a, b = map(int, input().split())\nprint(a + b)\n",
+               "a, b = map(int, input().split())\nprint(a + b, '  ')\n\n",
+               "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n",
+               "import sys\nfor l in sys.stdin:\n    print(l)\n",
+               "print(3)\n", "while True:\n    pass\n",
+               "def main():\n    a, b = map(int, input().split())\n    print(a + b)\n"
+               "\nif __name__ == '__main__':\n    main()\n",
+               "import sys\nprint(sum(map(int, sys.stdin.readline().split())))\n",
                "x = input(\n", "exit(0)\n", "print(open(0).read().split()[0])\n",
                "import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))\n"],
     "abc1_b": ["n = int(input())\nprint(n / 2)\n", "print('1.50')\n", "n = int(input())\nprint(f'{n / 2:.3f}')\n",

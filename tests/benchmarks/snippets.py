@@ -70,7 +70,8 @@ def mutated_copy(src: Path, dst: Path, k: int) -> None:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        text = _CALL.sub(lambda m: f"{m.group(1)}_m{k}(" if m.group(1) not in ("def", "class", "print") else m.group(0), text)
+        text = _CALL.sub(lambda m: f"{m.group(1)}_m{k}(" if m.group(1) not in ("def", "class", "print")
+                         else m.group(0), text)
         text = _NUM.sub(lambda m: str(int(m.group(1)) + k), text)
         out = dst / rel
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,17 +93,20 @@ def main() -> None:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     tmp = Path(tempfile.mkdtemp(prefix="snippets-bench-"))
     try:
-        result: dict = {"cores": os.cpu_count(), "workers": args.workers or os.cpu_count(), "python": sys.version.split()[0]}
+        result: dict = {"cores": os.cpu_count(), "workers": args.workers or os.cpu_count(),
+                        "python": sys.version.split()[0]}
         if not args.quick:
             full = run_build([str(stdlib)], tmp / "full", args.workers, no_tests=False)
             result.update(stdlib_seconds=round(full["seconds"], 2), stdlib_extracted=full["extracted"],
                           stdlib_kept=full["kept"], snippets_per_s=round(full["extracted"] / full["seconds"], 1),
                           kept_per_s=round(full["kept"] / full["seconds"], 1))
-            print(f"stdlib: {full['kept']} snippets kept of {full['extracted']} in {full['seconds']:.1f}s", file=sys.stderr)
+            print(f"stdlib: {full['kept']} snippets kept of {full['extracted']} in {full['seconds']:.1f}s",
+                  file=sys.stderr)
         for k in (1, 2, 3):
             mutated_copy(stdlib, tmp / f"copy{k}", k)
         one = run_build([str(stdlib)], tmp / "x1", args.workers, no_tests=True)
-        four = run_build([str(stdlib)] + [str(tmp / f"copy{k}") for k in (1, 2, 3)], tmp / "x4", args.workers, no_tests=True)
+        four = run_build([str(stdlib)] + [str(tmp / f"copy{k}") for k in (1, 2, 3)], tmp / "x4", args.workers,
+                         no_tests=True)
         for name, r in (("1x", one), ("4x", four)):
             print(f"{name}: {r['documents']} documents, {r['extracted']} snippets extracted, {r['kept']} kept, "
                   f"{r['seconds']:.1f}s, peak RSS main {r['main_rss_mb']:.0f} MB, worker {r['worker_rss_mb']:.0f} MB",

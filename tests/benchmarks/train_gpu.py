@@ -49,7 +49,6 @@ def main() -> None:
     if args.smoke:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
-    import jax.numpy as jnp
     import numpy as np
     from flax import nnx
 

@@ -147,7 +147,10 @@ def test_unrolled_decode_loop_gives_the_same_samples(model):
     ref = Engine(model, max_batch=4, buckets=BUCKETS, chunk=4, unroll=1).generate(ps, params)
     eng = Engine(model, max_batch=4, buckets=BUCKETS, chunk=6, unroll=3)
     got = eng.generate(ps, params)
-    assert [[(c.tokens, c.finish_reason) for c in r] for r in got] == [[(c.tokens, c.finish_reason) for c in r] for r in ref]
+    def pairs(rows):
+        return [[(c.tokens, c.finish_reason) for c in r] for r in rows]
+
+    assert pairs(got) == pairs(ref)
     assert {c.finish_reason for r in got for c in r} == {"stop", "length"}
     assert eng.stats["decode_steps"] % 3 == 0
     with pytest.raises(ValueError, match="unroll 4 must be at least 1 and divide chunk 6"):
@@ -185,7 +188,7 @@ def test_no_repeat_ngram_matches_brute_force_and_batching(model):
     assert any(repeats(t, 3) for t in loops), "the tiny random model should loop without the ban"
     params = SamplingParams(max_new_tokens=28, no_repeat_ngram=3)
     out = eng.generate(ps, params)
-    for p, row in zip(ps, out):
+    for row in out:
         assert repeats(row[0].tokens, 3) == 0
     assert out[0][0].tokens == ref_greedy_no_repeat(_logits, model, ps[0], 28, 3)
     sampled = SamplingParams(temperature=1.0, max_new_tokens=28, no_repeat_ngram=2, n=2, seed=1)

@@ -29,7 +29,8 @@ def test_greedy_matches_transformers(smollm2_gguf, smollm2_model, smollm2_refere
     with torch.no_grad():
         for p, row in zip(ids, ours):  # one at a time: no padding on the reference side
             out = ref.generate(torch.tensor([p]), attention_mask=torch.ones((1, len(p)), dtype=torch.long),
-                               do_sample=False, max_new_tokens=64, eos_token_id=list(tok.stop_ids), pad_token_id=tok.pad_id)
+                               do_sample=False, max_new_tokens=64, eos_token_id=list(tok.stop_ids),
+                               pad_token_id=tok.pad_id)
             theirs = out[0, len(p):].tolist()
             if theirs and theirs[-1] == tok.pad_id and tok.pad_id not in tok.stop_ids:
                 theirs = theirs[:theirs.index(tok.pad_id)]

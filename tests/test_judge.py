@@ -62,7 +62,8 @@ def test_judge_without_digit_tokens_is_refused():
     backend = HFTokenizer(WordLevel({"<unk>": 0, "</s>": 1, "a": 2, "b": 3, "7": 4}, unk_token="<unk>"))
     backend.pre_tokenizer = Whitespace()
     tok = Tokenizer(backend, family="plain", bos_token=None, eos_token="</s>", unk_token="<unk>", source="letters.json")
-    with pytest.raises(ScoderError, match=r"letters.json: the judge's vocabulary has no single token for the digit '0'"):
+    with pytest.raises(ScoderError,
+                       match=r"letters.json: the judge's vocabulary has no single token for the digit '0'"):
         digit_token_ids(tok)
 
 
@@ -94,7 +95,6 @@ def _direct(model, tok, cand, aspects, digit_ids):
     """Reference: a plain forward of each whole prompt (right-padded to one length, so one
     compile), softmax at its last position."""
     import jax
-    import jax.numpy as jnp
     from flax import nnx
 
     graphdef, state = nnx.split(model)

@@ -125,7 +125,7 @@ def test_remat_and_bf16_compute_agree_with_fp32():
         m = _model(TINY.replace(remat=remat))
         nnx.update(m, state)
         np.testing.assert_allclose(np.asarray(m(toks).logits), ref, atol=1e-5)
-        grads = jax.grad(lambda s: nnx.merge(nnx.graphdef(m), s)(toks).logits.sum())(nnx.state(m))
+        grads = jax.grad(lambda s, m=m: nnx.merge(nnx.graphdef(m), s)(toks).logits.sum())(nnx.state(m))
         assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     mb = _model(TINY.replace(compute_dtype="bfloat16"))
     nnx.update(mb, state)

@@ -79,7 +79,8 @@ def aspects_from(spec: Sequence[dict] | None) -> tuple[Aspect, ...]:
         if isinstance(a, Aspect):
             out.append(a)
             continue
-        if not isinstance(a, dict) or not all(isinstance(a.get(f), str) and a.get(f) for f in ("name", "title", "rubric")):
+        if not isinstance(a, dict) or not all(isinstance(a.get(f), str) and a.get(f)
+                                              for f in ("name", "title", "rubric")):
             raise ConfigError(f"judge aspect {k}: expected a mapping with non-empty name, title and rubric, got {a!r}")
         out.append(Aspect(a["name"], a["title"], a["rubric"]))
     names = [a.name for a in out]
@@ -138,7 +139,8 @@ def digit_token_ids(tokenizer) -> list[int]:
                 "judge whose tokenizer has them (LLaMA, Qwen, DeepSeek-Coder and SmolLM2 tokenizers all do)")
         ids.append(int(i))
     if len(set(ids)) != 10:
-        raise ScoderError(f"{getattr(tokenizer, 'source', 'the judge tokenizer')}: digit tokens are not distinct: {ids}")
+        raise ScoderError(f"{getattr(tokenizer, 'source', 'the judge tokenizer')}: digit tokens are not distinct: "
+                          f"{ids}")
     return ids
 
 
@@ -237,7 +239,8 @@ class Judge:
             ids = self._encode(c)
         if max(len(x) for x in ids) > self.max_prompt_tokens:
             raise ScoderError(f"judge: the prompt for candidate {cand.get('id')!r} does not fit "
-                              f"{self.max_prompt_tokens} tokens even with its texts cut (the aspect rubric is too long?)")
+                              f"{self.max_prompt_tokens} tokens even with its texts cut "
+                              "(the aspect rubric is too long?)")
         return ids, truncated
 
     # ------------------------------------------------------------------ scoring

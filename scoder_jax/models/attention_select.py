@@ -10,8 +10,9 @@
   CPU -> xla.
 
 A kernel that cannot run here (no such device, a shape it refuses) falls back to the XLA
-attention, never an error; each decision is logged once (per setting, backend and shape). The
-decode path (with a KV cache) always uses the XLA attention.
+attention, never an error; each decision is logged once (per setting, backend and shape). A
+cached prefill attends through it too; the decode steps over the KV cache use
+`models/kv_cache.attend`.
 
 Shapes: B rows, T positions, H heads, K kv heads, D head_dim.
 """

@@ -75,7 +75,7 @@ def runs(tmp_path_factory):
 def test_lora_checkpoint_holds_the_adapters_and_their_moments(runs):
     from scoder_jax.models.llama import lora_specs, param_specs
 
-    mcfg = PRESETS["tiny"].replace(lora=tiny_cfg(lora=LORA).lora.model_config())
+    mcfg = PRESETS["tiny"].replace(lora=tiny_cfg(lora=LORA).lora)
     adapters = sum(int(np.prod(s)) for s, _ in lora_specs(mcfg).values()) * 4  # fp32
     base = sum(int(np.prod(s)) for s, _ in param_specs(mcfg).values()) * 4
     for step, full in zip(runs["adapters"], runs["full"]):
@@ -272,7 +272,7 @@ def test_preset_base_resume_is_bitwise_and_its_values_are_checked(tmp_path, monk
 def test_plan_reports_the_checkpoint_size():
     from scoder_jax.plan import checkpoint_size
 
-    lora = tiny_cfg(lora=LORA).lora.model_config()
+    lora = tiny_cfg(lora=LORA).lora
     mcfg = PRESETS["qwen2.5-coder-7b-instruct"].replace(param_dtype="bfloat16", lora=lora)
     size = checkpoint_size(mcfg)
     assert size.params == 40_370_176 * 4 and size.moments == 2 * size.params  # fp32 adapters, mu, nu

@@ -18,8 +18,10 @@ from scoder_jax.errors import CheckpointError
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3")
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "MistralForCausalLM": "llama"}
-DTYPES = ("float32", "bfloat16", "float16")
-REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable")
+Dtype = Literal["float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
+RematPolicy = Literal["none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable"]
+REMAT_POLICIES: tuple[str, ...] = get_args(RematPolicy)
 # no-cache attention (models/attention_select.py): auto (by backend and shape), chunked einsums, the Pallas
 # flash kernel (GPU), the Pallas splash kernel (TPU), cuDNN's fused attention (GPU); a kernel that cannot run
 # here falls back to xla

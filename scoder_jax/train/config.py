@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from scoder_jax.config import load_config
-from scoder_jax.models.config import ATTENTION_IMPLS, DTYPES, AttentionImpl, REMAT_POLICIES, LoraConfig
+from scoder_jax.models.config import AttentionImpl, Dtype, LoraConfig, RematPolicy
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,7 @@ class CheckpointConfig:
     async_save: bool = True
 
 
-@dataclass(frozen=True)
-class LoraSpec:
-    rank: int = 8
-    alpha: float = 16.0
-    targets: tuple[str, ...] = ("q", "k", "v", "o")
-
-    def model_config(self) -> LoraConfig:
-        return LoraConfig(rank=self.rank, alpha=self.alpha, targets=tuple(self.targets))
+LoraSpec = LoraConfig  # the LoRA knobs are the model's (models/config.py), declared once
 
 
 @dataclass(frozen=True)
@@ -94,9 +87,9 @@ class TrainConfig:
     grad_accum: int = 1  # microbatches per step (each batch_size / grad_accum rows)
     epochs: int = 3
     max_steps: int | None = None  # stop early (the schedule still spans max_steps)
-    param_dtype: str = "float32"  # master parameters
-    compute_dtype: str = "float32"  # bfloat16: bf16 matmuls over fp32 master parameters
-    remat: str = "none"  # none | full | dots_saveable | dots_with_no_batch_dims_saveable
+    param_dtype: Dtype = "float32"  # master parameters
+    compute_dtype: Dtype = "float32"  # bfloat16: bf16 matmuls over fp32 master parameters
+    remat: RematPolicy = "none"  # none | full | dots_saveable | dots_with_no_batch_dims_saveable
     scan_unroll: int = 1  # layers per iteration of the layer scan; more: longer compile, faster steps on CPU
     attention: AttentionImpl = "auto"  # auto | xla | flash | splash | cudnn (models/attention_select.py)
     loss_chunk: int = 0  # compute logits + loss over this many positions at a time (0: all at once)
@@ -105,20 +98,14 @@ class TrainConfig:
     tensorboard: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    lora: LoraSpec | None = None
+    lora: LoraConfig | None = None
     mesh: MeshConfig = field(default_factory=MeshConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self):
-        if self.param_dtype not in DTYPES or self.compute_dtype not in DTYPES:
-            raise ValueError(f"param_dtype/compute_dtype must be among {DTYPES}")
-        if self.remat not in REMAT_POLICIES:
-            raise ValueError(f"remat {self.remat!r} is not one of {REMAT_POLICIES}")
         if self.scan_unroll < 1:
             raise ValueError(f"scan_unroll must be at least 1, got {self.scan_unroll}")
-        if self.attention not in ATTENTION_IMPLS:
-            raise ValueError(f"attention {self.attention!r} is not one of {ATTENTION_IMPLS}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be at least 2, got {self.seq_len}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.batch_size % self.grad_accum:

@@ -70,7 +70,7 @@ def build_mesh(cfg: TrainConfig):
 def model_overrides(cfg: TrainConfig) -> dict:
     return dict(param_dtype=cfg.param_dtype, compute_dtype=cfg.compute_dtype, remat=cfg.remat,
                 scan_unroll=cfg.scan_unroll, attention=cfg.attention,
-                lora=cfg.lora.model_config() if cfg.lora is not None else None)
+                lora=cfg.lora)
 
 
 @functools.lru_cache(maxsize=8)

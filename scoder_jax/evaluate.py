@@ -130,17 +130,18 @@ def _load_humaneval_package() -> list[Problem]:
 
 def _load_humaneval_file(path: Path) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[str] = set()
-    for rec in iter_jsonl(path, require=("task_id", "prompt", "entry_point", "test")):
+    seen: dict[str, str] = {}
+    for rec in iter_jsonl(path, require=("task_id", "prompt", "entry_point", "test"), where_field="_where"):
+        where = rec.pop("_where")
         for key in ("task_id", "prompt", "entry_point", "test"):
             if not isinstance(rec[key], str):
-                raise DataError(f"{path}: problem {rec.get('task_id')!r}: field '{key}' must be a string")
+                raise DataError(f"{where}: problem {rec.get('task_id')!r}: field '{key}' must be a string")
         if rec["task_id"] in seen:
-            raise DataError(f"{path}: duplicate task_id {rec['task_id']!r}")
+            raise DataError(f"{where}: duplicate task_id {rec['task_id']!r} (first at {seen[rec['task_id']]})")
         if not rec["entry_point"].isidentifier():
             raise DataError(
-                f"{path}: problem {rec['task_id']!r}: entry_point {rec['entry_point']!r} is not an identifier")
-        seen.add(rec["task_id"])
+                f"{where}: problem {rec['task_id']!r}: entry_point {rec['entry_point']!r} is not an identifier")
+        seen[rec["task_id"]] = where
         problems.append(
             Problem(
                 task_id=rec["task_id"],

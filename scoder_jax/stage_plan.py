@@ -103,19 +103,25 @@ def short_hash(obj: Any) -> str:
 INPUT_FILES = {
     "seed_set": lambda c: [c.seed_set.source],
     "pool": lambda c: list(c.pool.sources),
-    "score": lambda c: [c.score.weights] if isinstance(c.score.weights, str) else [],
+    "score": lambda c: [*([c.score.weights] if isinstance(c.score.weights, str) else []),
+                        *([c.score.judge] if c.score.judge != "base" else [])],
     "eval": lambda c: [c.eval.problems, *c.eval.files.values()],
 }
 
 
 def file_fingerprint(path: str, *, small: int = 50 << 20) -> str | None:
-    """A file's content hash (small files) or size and modification time (large ones, folders
-    by their own entry); None for what is not a path (a preset name, `stdlib`, `fit`, ...)."""
+    """A file's content hash (small files) or size and modification time (large ones); a
+    folder's (a scorer retrained in place) from each file's path, size and modification time;
+    None for what is not a path (a preset name, `stdlib`, `fit`, `base`, ...)."""
     p = Path(path)
     if not path or not p.exists():
         return None
     st = p.stat()
-    if p.is_file() and st.st_size <= small:
+    if p.is_dir():
+        entries = sorted((f.relative_to(p).as_posix(), f.stat().st_size, f.stat().st_mtime_ns)
+                         for f in p.rglob("*") if f.is_file())
+        return short_hash(entries)
+    if st.st_size <= small:
         return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
     return f"{st.st_size}:{st.st_mtime_ns}"
 

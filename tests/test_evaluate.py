@@ -171,8 +171,11 @@ def test_malformed_benchmark_files_name_the_fault(tmp_path):
     with pytest.raises(DataError, match=r"bad.jsonl:2: missing field 'entry_point'"):
         load_benchmark(str(bad))
     dup = _write_jsonl(tmp_path / "dup.jsonl", [TOY[0], TOY[0]])
-    with pytest.raises(DataError, match="duplicate task_id 'toy/add'"):
+    with pytest.raises(DataError, match=r"dup.jsonl:2: duplicate task_id 'toy/add' \(first at .*dup.jsonl:1\)"):
         load_benchmark(str(dup))
+    typed = _write_jsonl(tmp_path / "typed.jsonl", [TOY[0], {**TOY[1], "test": 3}])
+    with pytest.raises(DataError, match=r"typed.jsonl:2: problem .*: field 'test' must be a string"):
+        load_benchmark(str(typed))
     with pytest.raises(ScoderError, match="not 'humaneval', 'mbpp'"):
         load_benchmark(str(tmp_path / "absent.jsonl"))
 

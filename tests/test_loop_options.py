@@ -130,3 +130,36 @@ def test_ablation_without_scoring_keeps_every_parsed_candidate(s0, tmp_path):
     assert all(not row.get("scores") and row.get("signals") is None for row in scored)
     assert "judge" not in r.stderr.lower() or "loading judge" not in r.stderr.lower()
     assert _manifest(run)["stages"]["influence_01"]["counts"]["candidates"] == 8
+
+
+def test_smoke_with_fitted_weights(s0, tmp_path):
+    """`scoder iterate --config smoke score.weights=fit`: the score stage fits w on the seed set
+    against its corruptions and the failed candidates, writes them with the fit report, and
+    totals and selects with them."""
+    import numpy as np
+
+    from scoder_jax.score.judge import DEFAULT_ASPECTS
+    from scoder_jax.score.weights import Weights
+
+    run = _from_s0(s0, tmp_path)
+    _iterate(run, "score.weights=fit", "score.fit=logistic", "score.rating=integer", "--until", "select_01")
+    scores = run / "iter_01" / "scores"
+
+    w = Weights.load(scores / "weights.json")
+    report = json.loads((scores / "fit_report.json").read_text())
+    assert w.method == "logistic" and sorted(w.aspects) == sorted(a.name for a in DEFAULT_ASPECTS)
+    assert report["positives"] == 2 and report["corrupted"] == 2 and report["rating"] == "integer"
+    assert report["n_pos"] == 2 and report["n_neg"] == 2 + report["failed_execution"]
+    rows = [json.loads(x) for x in (scores / "scores.jsonl").read_text().splitlines()]
+    judged = [x for x in rows if x["scores"]]
+    assert judged and all(float(v).is_integer() for x in judged for v in x["scores"].values())  # integer ratings
+    # the totals are the fitted weights' and the threshold theirs
+    A = np.array([[x["scores"][a] for a in w.aspects] for x in judged])
+    np.testing.assert_allclose([x["total"] for x in judged], w.total(A, [x["signals"] for x in judged]), rtol=1e-9)
+    summary = json.loads((scores / "summary.json").read_text())
+    assert summary["threshold"] == pytest.approx(w.threshold) and summary["weights"]["method"] == "logistic"
+    assert "judge" in summary and summary["fit_cv_auc"] == report["cv_auc"]
+    kept = {x["id"] for x in rows if x["reason"] == "selected"}
+    assert all(x["total"] >= w.threshold for x in rows if x["id"] in kept)
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["stages"]["select_01"]["status"] == "done"

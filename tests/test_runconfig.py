@@ -135,3 +135,25 @@ def test_a_file_the_config_names_enters_its_stages_key(tmp_path):
     assert after["pool"] == before["pool"] and after["sft_00"] == before["sft_00"]  # they get it through `seed`
     same = dataclasses.replace(cfg, name="renamed")
     assert stage_key(same, stages["seed"], {}) == after["seed"]
+
+
+def test_a_scorer_retrained_in_place_reruns_scoring(tmp_path):
+    """score.judge as a folder: a file in it rewritten (`scoder scorer train` into the same
+    folder) changes the score stages' keys, not the stages before them."""
+    import dataclasses
+    import os
+
+    from scoder_jax.stage_plan import build_stages, stage_key
+
+    cfg, _ = load_run_config("smoke", [])
+    scorer = tmp_path / "scorer"
+    (scorer / "adapter").mkdir(parents=True)
+    weights = scorer / "adapter" / "model.safetensors"
+    weights.write_bytes(b"0" * 64)
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, judge=str(scorer)))
+    stages = {s.name: s for s in build_stages(cfg)}
+    before = {n: stage_key(cfg, stages[n], {}) for n in ("score_01", "sft_00")}
+    weights.write_bytes(b"1" * 64)
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
+    after = {n: stage_key(cfg, stages[n], {}) for n in ("score_01", "sft_00")}
+    assert after["score_01"] != before["score_01"] and after["sft_00"] == before["sft_00"]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from scoder_jax.errors import ScoderError
+from scoder_jax.errors import DataError, ScoderError
 from scoder_jax.io import read_jsonl
-from scoder_jax.synth.prompts import PROMPT_VERSION, format_response
+from scoder_jax.synth.prompts import PROMPT_VERSION, format_response, prompt_version
 from scoder_jax.synth.teacher import cache_key, run_teacher
 from scoder_jax.synth.teacher_client import TeacherConfig, _retry_after, chat_completions_url, redact_url
 
@@ -33,6 +33,8 @@ GOOD = format_response(
     "python",
 )
 NO_SOLUTION = "[Problem]\nWrite inc.\n\n[Tests]\n```python\nassert inc(1) == 2\n```\n"
+NO_TESTS = format_response("Write a function `dec(x)` that returns `x - 1`.", "def dec(x):\n    return x - 1", "",
+                           "python", "problem_solution")
 
 
 class FaultServer:
@@ -43,6 +45,7 @@ class FaultServer:
         self.lock = threading.Lock()
         self.attempts: Counter = Counter()  # marker -> requests seen
         self.total = 0
+        self.messages: list[list[dict]] = []  # every request's chat messages, in arrival order
         self.inflight = 0
         self.max_inflight = 0
         server = self
@@ -135,6 +138,7 @@ class FaultServer:
         with self.lock:
             self.attempts[marker] += 1
             self.total += 1
+            self.messages.append(req["messages"])
             n = self.attempts[marker]
         good = self.completion(GOOD)
         if marker == "OK":
@@ -167,6 +171,8 @@ class FaultServer:
             return self._chunked(h, good, pieces=30, gap=0.1)
         if marker == "NOSOL":
             return self._send(h, 200, self.completion(NO_SOLUTION))
+        if marker == "NOTESTS":
+            return self._send(h, 200, self.completion(NO_TESTS))
         if marker == "LENGTH":
             return self._send(h, 200, self.completion(GOOD, finish="length"))
         if marker == "BAD400":
@@ -479,3 +485,57 @@ def test_seed_cli(server, api_key, tmp_path, capsys):
     fails(["seed", "--snippets", str(pool), "--out", str(tmp_path / "o3"), "--teacher-url", server.url,
            "--teacher-model", "m", "--api-key-env", "SCODER_TEST_UNSET_VAR", "--no-progress"],
           "SCODER_TEST_UNSET_VAR is not set")
+
+
+def test_format_drives_the_prompt_the_parser_and_the_folder(server, api_key, tmp_path):
+    """problem_solution: no tests asked for, a reply without tests is a sample (and one with tests
+    keeps none); problem_solution_tests (the default): tests asked for and required."""
+    snips = [snippet("OK"), snippet("NOTESTS")]
+    ps = tmp_path / "ps"
+    s = run_teacher(snips, ps, config(server.url), fmt="problem_solution")
+    assert (s["samples"], s["failures"]) == (2, 0)
+    for system, user in server.messages:
+        assert "[Tests]" not in user["content"] and "exactly two sections" in user["content"]
+        assert "tests" not in system["content"]
+    seeds, _ = outcomes(ps)
+    assert [seeds[sn["id"]]["tests"] for sn in snips] == ["", ""]
+    assert seeds["sn-notests-0"]["solution"] == "def dec(x):\n    return x - 1"
+    meta = seeds["sn-ok-0"]["meta"]
+    assert (meta["format"], meta["prompt_version"]) == ("problem_solution", prompt_version("problem_solution"))
+
+    pst = tmp_path / "pst"
+    server.messages.clear()
+    s = run_teacher(snips, pst, config(server.url))
+    assert (s["samples"], s["failures"], s["reasons"]) == (1, 1, {"no_tests": 1})
+    assert len(server.messages) == 2 and all("[Tests]" in m[1]["content"] for m in server.messages)
+    seeds, fails = outcomes(pst)
+    assert seeds["sn-ok-0"]["tests"].startswith("assert inc(1) == 2")
+    assert fails["sn-notests-0"]["prompt_version"] == PROMPT_VERSION
+
+    # one folder holds one format: another format is refused before any request or write
+    before = {p: p.read_bytes() for p in ps.rglob("*") if p.is_file()}
+    total = server.total
+    with pytest.raises(DataError, match=re.escape(f"{ps / 'seed.jsonl'}:1: a teacher record of the sample format "
+                                                  "problem_solution, and this run asks for problem_solution_tests")):
+        run_teacher([*snips, snippet("OK", 1)], ps, config(server.url))
+    assert server.total == total and {p: p.read_bytes() for p in ps.rglob("*") if p.is_file()} == before
+
+
+def test_seed_cli_format(server, api_key, tmp_path, capsys):
+    from scoder_jax.cli import main
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(snippet(m)) + "\n" for m in ("OK", "NOTESTS")))
+    base = ["seed", "--snippets", str(pool), "--teacher-url", server.url, "--teacher-model", "m",
+            "--api-key-env", KEY_ENV, "--timeout", "0.5", "--deadline", "1.0", "--no-progress"]
+    main([*base, "--out", str(tmp_path / "ps"), "--format", "problem_solution"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["samples"], summary["failures"]) == (2, 0)
+    assert not any("[Tests]" in m[1]["content"] for m in server.messages)
+    main([*base, "--out", str(tmp_path / "pst")])  # the default: the loop's synth.format default
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["reasons"] == {"no_tests": 1} and "[Tests]" in server.messages[-1][1]["content"]
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--out", str(tmp_path / "x"), "--format", "problem_only"])
+    assert e.value.code == 2 and "Invalid value for '--format'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

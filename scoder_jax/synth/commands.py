@@ -10,6 +10,7 @@ from typing import Iterator
 import click
 
 from scoder_jax.errors import DataError, ScoderError
+from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS
 
 
 def _iter_snippets(path: Path) -> Iterator[dict]:
@@ -61,16 +62,20 @@ def _iter_snippets(path: Path) -> Iterator[dict]:
 @click.option("--retry-failed", is_flag=True,
               help="Send again the snippets whose failure was transient (429, 5xx, timeouts).")
 @click.option("--strict", is_flag=True, help="With --import: stop at the first unusable line.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
+              help="Sample format (synth.format of `scoder iterate`): problem_solution_tests asks the teacher for "
+                   "[Tests] and requires them (--import drops the samples without tests, e.g. all of Magicoder "
+                   "OSS-Instruct's but those with embedded asserts); problem_solution asks for and needs none.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_key_env, limit, concurrency,
          budget_usd, max_tokens_total, price_prompt, price_completion, max_tokens, temperature, timeout_s,
-         deadline_s, max_retries, retry_failed, strict, progress):
+         deadline_s, max_retries, retry_failed, strict, fmt, progress):
     """Make the seed set D_p: ask a teacher LLM, or import an existing set.
 
     \b
     scoder seed --snippets pool/ --out runs/x/seed --teacher-url https://api.openai.com/v1 \\
                 --teacher-model gpt-4o-mini --api-key-env OPENAI_API_KEY --limit 2000
-    scoder seed --import oss-instruct-75k.jsonl --out runs/x/seed
+    scoder seed --import oss-instruct-75k.jsonl --format problem_solution --out runs/x/seed
 
     Reruns resume: snippets already answered (or failed for good) are skipped and cached
     replies are reused, so no request is paid twice. When the budget cap stops the run, the
@@ -81,11 +86,15 @@ def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_ke
     if import_path is not None:
         from scoder_jax.synth.seed_import import import_seed
 
-        summary = import_seed(import_path, out_dir, strict=strict)
+        summary = import_seed(import_path, out_dir, strict=strict, fmt=fmt)
         click.echo(json.dumps(summary))
         if summary["skipped"]:
             click.echo(f"skipped {summary['skipped']} unusable lines (all in {out_dir / 'import_errors.jsonl'}); "
                        f"first: {summary['first_errors'][0]}", err=True)
+        if summary["dropped_no_tests"]:
+            click.echo(f"dropped {summary['dropped_no_tests']} samples without tests (--format {fmt} needs them; "
+                       f"--format problem_solution keeps them); first: "
+                       f"{', '.join(summary['first_dropped_no_tests'])}", err=True)
         return
 
     for flag, value in (("--teacher-url", teacher_url), ("--teacher-model", teacher_model)):
@@ -104,7 +113,7 @@ def seed(snippets_path, import_path, out_dir, teacher_url, teacher_model, api_ke
         click.echo("note: --price-prompt/--price-completion are 0, so --budget-usd cannot bind; "
                    "set the teacher's prices (USD per 1k tokens) to enforce it", err=True)
     records = list(itertools.islice(_iter_snippets(snippets_path), limit))
-    summary = run_teacher(records, out_dir, cfg, retry_failed=retry_failed, progress=progress)
+    summary = run_teacher(records, out_dir, cfg, fmt=fmt, retry_failed=retry_failed, progress=progress)
     click.echo(json.dumps(summary))
     reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items())
     click.echo(f"seed: {summary['samples']} new samples, {summary['failures']} failures"

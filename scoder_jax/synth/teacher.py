@@ -1,7 +1,9 @@
 """The teacher: turns snippets into the seed set through an OpenAI-compatible chat-completions model.
 
-`run_teacher(snippets, out_dir, cfg)` sends each snippet through `prompts.build_messages`,
-parses the reply with `prompts.parse_response`, and leaves, for every snippet, exactly one
+`run_teacher(snippets, out_dir, cfg, fmt=...)` sends each snippet through `prompts.build_messages`,
+parses the reply with `prompts.parse_response`, both in the sample format `fmt` (`synth.format`,
+`scoder seed --format`: [Tests] are asked for and required only in "problem_solution_tests"),
+and leaves, for every snippet, exactly one
 record: a seed sample in `seed.jsonl` or a failure in `failures.jsonl`, unless the budget cap
 stopped it first (then it stays *pending*: nothing is recorded, and a rerun with a larger budget
 picks it up). `out_dir` holds:
@@ -9,7 +11,11 @@ picks it up). `out_dir` holds:
     seed.jsonl      Sample records (origin "teacher"), appended as replies arrive
     failures.jsonl  {"snippet_id", "reason", "stage", "detail", "transient", ...}, appended
     cache/          one JSON file per reply, keyed by sha256 of (snippet sha256, language,
-                    PROMPT_VERSION, model): the raw reply, so a rerun makes no repeated call
+                    the format's prompt version, model): the raw reply, so a rerun makes no
+                    repeated call
+
+One `out_dir` holds one format: a run in another format than the replies already there is
+refused (a seed set mixing samples with and without tests would teach both).
     usage.json      cumulative tokens, cost and request counts (the budget applies to the total)
 
 The HTTP client (retries, backoff, the shared 429 pause), the budget ledger and the API-key
@@ -34,7 +40,8 @@ from typing import Iterable, Iterator
 from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import PROMPT_VERSION, build_messages, language, parse_response
+from scoder_jax.synth.prompts import (DEFAULT_FORMAT, FORMATS, PROMPT_VERSION, build_messages, check_format,
+                                      language, parse_response, prompt_version)
 from scoder_jax.synth.teacher_client import (TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig,
                                             bounded_results)
 
@@ -115,14 +122,16 @@ class _Outcome:
     from_cache: bool = False
 
 
-def sample_id(snippet_id: str, model: str) -> str:
-    return content_id(f"{snippet_id}\0{model}\0{PROMPT_VERSION}", prefix="seed")
+def sample_id(snippet_id: str, model: str, version: str = PROMPT_VERSION) -> str:
+    return content_id(f"{snippet_id}\0{model}\0{version}", prefix="seed")
 
 
 class _Run:
-    def __init__(self, out_dir: Path, cfg: TeacherConfig):
+    def __init__(self, out_dir: Path, cfg: TeacherConfig, fmt: str):
         self.out_dir = out_dir
         self.cfg = cfg
+        self.fmt = fmt
+        self.version = prompt_version(fmt)
         self.secret = ApiKey(cfg.api_key_env)
         self.cache = ReplyCache(out_dir / "cache")
         self.ledger = Ledger.load(out_dir / "usage.json", cfg)
@@ -130,12 +139,12 @@ class _Run:
         self.client = ChatClient(cfg, self.ledger, self.secret, self.stop)
 
     def process(self, snip: _Snippet) -> _Outcome:
-        key = cache_key(snip.content, snip.lang, self.cfg.model)
+        key = cache_key(snip.content, snip.lang, self.cfg.model, self.version)
         entry = self.cache.get(key)
         from_cache = entry is not None
         if entry is None:
             try:
-                reply = self.client.complete(build_messages(snip.content, snip.lang))
+                reply = self.client.complete(build_messages(snip.content, snip.lang, self.fmt))
             except StopSending:
                 return _Outcome(snip, "pending")
             if not reply.ok:
@@ -145,7 +154,7 @@ class _Run:
             entry = {
                 "key": key,
                 "model": self.cfg.model,
-                "prompt_version": PROMPT_VERSION,
+                "prompt_version": self.version,
                 "snippet_sha256": snippet_sha256(snip.content),
                 "lang": snip.lang,
                 "content": self.secret.scrub(reply.content),
@@ -165,12 +174,12 @@ class _Run:
             return _Outcome(snip, "failure", self._failure(snip, "truncated", "parse",
                                                            f"the reply hit max_tokens ({self.cfg.max_tokens})"),
                             from_cache)
-        pr = parse_response(entry["content"], snip.lang)
+        pr = parse_response(entry["content"], snip.lang, fmt=self.fmt)
         if not pr.ok:
             return _Outcome(snip, "failure", self._failure(snip, pr.reason, "parse", pr.detail), from_cache)
         scrub = self.secret.scrub
         rec = {
-            "id": sample_id(snip.id, self.cfg.model),
+            "id": sample_id(snip.id, self.cfg.model, self.version),
             "snippet_id": snip.id,
             "snippet": snip.content,
             "lang": snip.lang,
@@ -178,8 +187,8 @@ class _Run:
             "solution": scrub(pr.solution),
             "tests": scrub(pr.tests),
             "origin": "teacher",
-            "meta": {"teacher_model": self.cfg.model, "prompt_version": PROMPT_VERSION, "cache_key": key,
-                     "usage": entry.get("usage"), "source": snip.source},
+            "meta": {"teacher_model": self.cfg.model, "prompt_version": self.version, "format": self.fmt,
+                     "cache_key": key, "usage": entry.get("usage"), "source": snip.source},
         }
         return _Outcome(snip, "sample", rec, from_cache)
 
@@ -187,7 +196,7 @@ class _Run:
                  attempts: int = 0, status: int = 0) -> dict:
         return {"snippet_id": snip.id, "reason": reason, "stage": stage, "detail": self.secret.scrub(detail),
                 "transient": transient, "attempts": attempts, "status": status, "model": self.cfg.model,
-                "prompt_version": PROMPT_VERSION}
+                "prompt_version": self.version}
 
 
 def _done_ids(seed_path: Path, fail_path: Path) -> set[str]:
@@ -199,6 +208,24 @@ def _done_ids(seed_path: Path, fail_path: Path) -> set[str]:
                 if isinstance(sid, str):
                     done.add(sid)
     return done
+
+
+def _check_one_format(seed_path: Path, fail_path: Path, fmt: str) -> None:
+    """DataError naming file:line for a teacher record in `seed_path`/`fail_path` of another sample
+    format than `fmt` (an imported sample names no prompt version: it fits any)."""
+    version = prompt_version(fmt)
+    format_of = {prompt_version(f): f for f in FORMATS}
+    for p in (seed_path, fail_path):
+        if not p.exists():
+            continue
+        JsonlAppender(p).close()  # cut a torn tail
+        for rec in iter_jsonl(p, where_field="_where"):
+            meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
+            have = rec.get("prompt_version", meta.get("prompt_version"))
+            if have in format_of and have != version:
+                raise DataError(f"{rec['_where']}: a teacher record of the sample format {format_of[have]}, and "
+                                f"this run asks for {fmt}; one seed folder holds one format: use another --out "
+                                f"(or --format {format_of[have]})")
 
 
 def _drop_transient_failures(fail_path: Path) -> int:
@@ -216,9 +243,11 @@ def _drop_transient_failures(fail_path: Path) -> int:
     return dropped
 
 
-def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, retry_failed: bool = False,
-                progress: bool = False) -> dict:
-    """Makes (or resumes) the seed set in `out_dir` from `snippets` (Snippet records); returns counts.
+def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, fmt: str = DEFAULT_FORMAT,
+                retry_failed: bool = False, progress: bool = False) -> dict:
+    """Makes (or resumes) the seed set in `out_dir` from `snippets` (Snippet records) in the sample
+    format `fmt` (one of `prompts.FORMATS`: the prompt asks for, and the parser requires, [Tests]
+    only in "problem_solution_tests"); returns counts.
 
     Summary keys: snippets (unique ids seen), already_done, duplicates, samples, failures,
     pending (left by the budget cap), cache_hits, requests, http_retries, reasons (failure
@@ -226,10 +255,11 @@ def run_teacher(snippets: Iterable[dict], out_dir: Path, cfg: TeacherConfig, *, 
     completion_tokens, cost_usd.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(out_dir, cfg)
+    run = _Run(out_dir, cfg, check_format(fmt))
     run.secret.get()  # fail before any work if the key is missing
     seed_path, fail_path, usage_path = out_dir / "seed.jsonl", out_dir / "failures.jsonl", out_dir / "usage.json"
+    _check_one_format(seed_path, fail_path, fmt)  # before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
     retried = _drop_transient_failures(fail_path) if retry_failed else 0
 
     counts: Counter = Counter()

@@ -5,8 +5,9 @@
 equivalent to the one llama.cpp builds. For byte-level BPE vocabularies
 (`tokenizer.ggml.model = "gpt2"`) the pre-tokenizer is chosen from `tokenizer.ggml.pre`, with the
 split regexes of the original Hugging Face tokenizers (which llama.cpp's own regexes reproduce);
-SentencePiece-style BPE (`"llama"`) is rebuilt from the token scores. `tokenizer.Tokenizer.load`
-wraps the result with special tokens, stop tokens and a chat format.
+SentencePiece-style BPE (`"llama"`) is rebuilt from the token scores. `gguf_tokenizer_parts(path,
+family)` adds the special tokens, the family and the chat template: the arguments with which
+`tokenizer.Tokenizer.load` wraps the backend.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from scoder_jax.errors import ScoderError
+from scoder_jax.tokenizer_added_tokens import mark_special
+from scoder_jax.tokenizer_templates import FAMILY_STOP_TOKENS, detect_family
 
 # ---------------------------------------------------------------------------------------------
 # Pre-tokenizers of byte-level BPE vocabularies, keyed by llama.cpp's `tokenizer.ggml.pre`.
@@ -94,6 +97,44 @@ def build_gguf_backend(meta: dict[str, Any], path: str | os.PathLike = "<gguf>")
     raise ScoderError(
         f"{path}: field tokenizer.ggml.model = {model!r} is not supported (supported: 'gpt2' byte-level BPE, "
         "'llama' SentencePiece BPE)"
+    )
+
+
+def gguf_tokenizer_parts(path: Path, family: str | None) -> dict[str, Any]:
+    """The `tokenizer.Tokenizer(...)` arguments (backend=..., family=..., ...) of the GGUF file `path`;
+    `family` None: detected from the chat template or the vocabulary. The family's stop tokens
+    present in the vocabulary are marked special in the backend."""
+    meta = read_gguf_tokenizer_metadata(path)
+    backend = build_gguf_backend(meta, path)
+    tokens = meta["tokenizer.ggml.tokens"]
+
+    def tok(key: str) -> str | None:
+        i = meta.get(key)
+        if i is None:
+            return None
+        if not 0 <= int(i) < len(tokens):
+            raise ScoderError(f"{path}: field {key} = {i} is outside the vocabulary of {len(tokens)} tokens")
+        return tokens[int(i)]
+
+    template = meta.get("tokenizer.chat_template")
+    fam = family or detect_family(template, backend)
+    # Tokens that end turns are special in the model's own tokenizer (skipped by decode); older
+    # GGUFs mark some of them (DeepSeek-Coder's <|EOT|>) only as user-defined.
+    mark_special(backend, [t for t in FAMILY_STOP_TOKENS[fam] if backend.token_to_id(t) is not None])
+    model = meta["tokenizer.ggml.model"]
+    add_bos = meta.get("tokenizer.ggml.add_bos_token")
+    if add_bos is None:
+        add_bos = model == "llama"  # llama.cpp's default for SentencePiece vocabularies
+    return dict(
+        backend=backend,
+        family=fam,
+        bos_token=tok("tokenizer.ggml.bos_token_id"),
+        eos_token=tok("tokenizer.ggml.eos_token_id"),
+        pad_token=tok("tokenizer.ggml.padding_token_id"),
+        unk_token=tok("tokenizer.ggml.unknown_token_id"),
+        add_bos=bool(add_bos),
+        chat_template=template,
+        source=str(path),
     )
 
 

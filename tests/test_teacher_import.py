@@ -108,15 +108,33 @@ def test_import_cli(tmp_path, capsys):
 
     src = write(tmp_path / "oss.jsonl", LINES)
     out = tmp_path / "seed"
-    main(["seed", "--import", str(src), "--out", str(out)])
+    main(["seed", "--import", str(src), "--out", str(out), "--format", "problem_solution"])
     cap = capsys.readouterr()
     assert json.loads(cap.out.strip().splitlines()[-1])["imported"] == 4
-    assert f"{src}:5:" in cap.err and "skipped 5" in cap.err
+    assert f"{src}:5:" in cap.err and "skipped 5" in cap.err and "dropped" not in cap.err
+
+    # the default format is the loop's (problem_solution_tests): the samples without tests are dropped, as
+    # `scoder iterate`'s seed stage drops them
+    main(["seed", "--import", str(src), "--out", str(tmp_path / "pst")])
+    cap = capsys.readouterr()
+    s = json.loads(cap.out.strip().splitlines()[-1])
+    assert (s["imported"], s["dropped_no_tests"], s["with_tests"]) == (2, 2, 2)
+    assert "dropped 2 samples without tests (--format problem_solution_tests needs them" in cap.err
+    assert f"first: {src}:1, {src}:4" in cap.err
+    assert {r["problem"] for r in read_jsonl(tmp_path / "pst" / "seed.jsonl")} == {"Write `neg(x)`.", "Write inc."}
+    with pytest.raises(SystemExit) as e:
+        main(["seed", "--import", str(src), "--out", str(tmp_path / "x"), "--format", "tests_only"])
+    assert e.value.code == 2 and "Invalid value for '--format'" in capsys.readouterr().err
+    only = write(tmp_path / "only.jsonl", [LINES[0], LINES[3]])
+    with pytest.raises(SystemExit) as e:
+        main(["seed", "--import", str(only), "--out", str(tmp_path / "none")])
+    assert e.value.code == 2 and "scoder seed --format problem_solution" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
     bad = write(tmp_path / "bad.jsonl", LINES[4:7])
     with pytest.raises(SystemExit) as e:
         main(["seed", "--import", str(bad), "--out", str(tmp_path / "empty")])
     assert e.value.code == 2 and "no usable sample" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        main(["seed", "--import", str(src), "--out", str(tmp_path / "s2"), "--strict"])
+        main(["seed", "--import", str(src), "--out", str(tmp_path / "s2"), "--strict", "--format", "problem_solution"])
     assert e.value.code == 2 and f"{src}:5:" in capsys.readouterr().err

@@ -5,12 +5,15 @@ Tests and the sample format. Magicoder OSS-Instruct has no tests; asserts embedd
 solution's code become the sample's tests, otherwise its tests are "". What happens to a sample
 without tests depends on the run's sample format (`synth.format`, `fmt` here):
 
-    None                     kept (a format-agnostic import: `scoder seed --import`)
+    None                     kept (a format-agnostic import: this function's default)
     problem_solution         kept: the synthesizer is taught [Problem] + [Solution] only
     problem_solution_tests   dropped and counted (`dropped_no_tests`, with the first file:lines):
                              a synthesizer taught an empty [Tests] block writes replies the
                              parser rejects. (Having a teacher write the missing tests is not
                              implemented; convert such a set with `scoder seed --snippets`.)
+
+The pipeline's seed stage and `scoder seed --import --format F` (default: the loop's default,
+problem_solution_tests) both pass the format here.
 """
 
 from __future__ import annotations
@@ -133,7 +136,8 @@ def import_seed(path: Path, out_dir: Path, *, strict: bool = False, fmt: str | N
     if not counts["read"] and dropped:
         raise DataError(f"{path}: none of its {len(dropped)} usable sample(s) has tests (first: {dropped[0]}), and "
                         "the sample format problem_solution_tests needs them (Magicoder OSS-Instruct has none); use "
-                        "synth.format=problem_solution, or a seed set with tests; nothing written")
+                        "synth.format=problem_solution (scoder seed --format problem_solution), or a seed set "
+                        "with tests; nothing written")
     if not counts["read"]:  # a file in another format (or empty): write nothing, not an empty seed set
         first = f" (first: {errors[0]['file']}:{errors[0]['line']}: {errors[0]['reason']})" if errors else ""
         raise DataError(f"{path}: no usable sample in {counts['skipped']} line(s){first}; --import expects "

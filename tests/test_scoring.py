@@ -306,3 +306,65 @@ def test_score_commands(tiny_judge_ckpt, tmp_path):
     res = CliRunner().invoke(score, ["run", "--candidates", str(bad), "--out", str(out), "--judge",
                                      str(tiny_judge_ckpt)])
     assert isinstance(res.exception, DataError) and "bad.jsonl:2: malformed JSON" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_score_commands_follow_rating_and_format(tiny_judge_ckpt, tmp_path):
+    """`score run --rating/--format` and `score fit-weights --rating` do what score.rating and
+    synth.format do in `scoder iterate`: integer ratings (the argmax digit), no test runs."""
+    from scoder_jax.score.score_commands import score
+
+    cands = tmp_path / "candidates.jsonl"
+    cands.write_text("".join(json.dumps(c) + "\n" for c in _candidates()[:3]))
+    aspects = tmp_path / "aspects.yaml"
+    aspects.write_text("- {name: correctness, title: Solution correctness, rubric: '0 wrong, 9 right'}\n")
+    judge = ["--judge", str(tiny_judge_ckpt), "--aspects", str(aspects), "--no-progress", "--max-prompt-tokens", "512"]
+
+    def rows(out):
+        return [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
+
+    def run(out, *extra):
+        res = CliRunner().invoke(score, ["run", "--candidates", str(cands), "--out", str(out), *judge, *extra])
+        assert res.exit_code == 0, (res.output, res.exception)
+        return rows(out)
+
+    expected = run(tmp_path / "expected")  # the defaults: expected digit, tests run
+    assert any(r["scores"]["correctness"] != int(r["scores"]["correctness"]) for r in expected)
+    assert all(r["signals"]["passes"] is True for r in expected)
+    integer = run(tmp_path / "integer", "--rating", "integer", "--format", "problem_solution")
+    assert all(r["scores"]["correctness"] == int(r["scores"]["correctness"]) for r in integer)
+    assert all(r["signals"]["parses"] and r["signals"]["passes"] is None for r in integer)
+
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps(s) + "\n" for s in _seed(4)))
+    out = tmp_path / "w.json"
+    res = CliRunner().invoke(score, ["fit-weights", "--positives", str(seed), "--out", str(out), "--folds", "2",
+                                     "--no-exec", "--rating", "integer", *judge])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert json.loads(out.read_text())["report"]["rating"] == "integer"
+    calib = [json.loads(x) for x in out.with_name("w.calibration.jsonl").read_text().splitlines()]
+    assert len(calib) == 8 and all(r["scores"]["correctness"] == int(r["scores"]["correctness"]) for r in calib)
+
+    for argv in (["run", "--candidates", str(cands), "--out", str(tmp_path / "bad"), "--rating", "mode"],
+                 ["run", "--candidates", str(cands), "--out", str(tmp_path / "bad"), "--format", "tests"],
+                 ["fit-weights", "--positives", str(seed), "--out", str(tmp_path / "bad.json"), "--rating", "mean"]):
+        res = CliRunner().invoke(score, [*argv, "--judge", str(tiny_judge_ckpt)])
+        assert res.exit_code == 2 and "Invalid value for '--" in res.output, res.output
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.json").exists()
+
+
+def test_stage_command_defaults_are_the_loops():
+    """A user running the stages one by one gets what `scoder iterate` does by default."""
+    from scoder_jax.runconfig import ScoreSection, SynthSection
+    from scoder_jax.score.judge import RATINGS
+    from scoder_jax.score.score_commands import score
+    from scoder_jax.synth.commands import seed
+    from scoder_jax.synth.prompts import FORMATS
+
+    def option(cmd, name):
+        [p] = [p for p in cmd.params if p.name == name]
+        return p.default, tuple(p.type.choices)
+
+    assert option(seed, "fmt") == option(score.commands["run"], "fmt") == (SynthSection().format, FORMATS)
+    assert option(score.commands["run"], "rating") == option(score.commands["fit-weights"], "rating") \
+        == (ScoreSection().rating, RATINGS)

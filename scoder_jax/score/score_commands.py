@@ -9,6 +9,10 @@ from pathlib import Path
 import click
 
 from scoder_jax.errors import DataError
+from scoder_jax.score.judge import RATINGS
+from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS
+
+DEFAULT_RATING = "expected"  # score.rating's default in `scoder iterate` (runconfig.ScoreSection)
 
 
 def _judge_options(f):
@@ -20,6 +24,9 @@ def _judge_options(f):
     f = click.option("--aspects", "aspects_path", type=click.Path(path_type=Path, dir_okay=False),
                      help="JSON or YAML list of {name, title, rubric} (default: clarity, correctness, consistency, "
                           "relevance, difficulty).")(f)
+    f = click.option("--rating", type=click.Choice(RATINGS), default=DEFAULT_RATING, show_default=True,
+                     help="A rating from the judge's ten digit probabilities (score.rating of `scoder iterate`): "
+                          "expected = the expected digit, integer = the most likely digit (the paper's).")(f)
     f = click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)(f)
     f = click.option("--max-prompt-tokens", type=click.IntRange(min=64),
                      help="Cut candidate texts so that one judge prompt fits (default: the judge's context).")(f)
@@ -57,12 +64,12 @@ def _aspects(path):
         raise ConfigError(f"{path}: {e}") from None
 
 
-def _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens):
+def _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens, rating):
     from scoder_jax.score.judge import load_judge
 
     return load_judge(str(judge_path), _aspects(aspects_path),
                       tokenizer=str(judge_tokenizer) if judge_tokenizer else None,
-                      batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
+                      batch_size=batch_size, max_prompt_tokens=max_prompt_tokens, rating=rating)
 
 
 def _limits(timeout_s):
@@ -87,9 +94,13 @@ def score() -> None:
 @click.option("--require-parse/--no-require-parse", default=True, show_default=True)
 @click.option("--require-pass/--no-require-pass", default=False, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Score only the first N candidates.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
+              help="Sample format of the candidates (synth.format of `scoder iterate`): problem_solution_tests "
+                   "runs their tests (signal passes); problem_solution checks parses and runs only (passes null).")
 @_judge_options
-def run(candidates_path, out_dir, weights_path, threshold, require_parse, require_pass, limit, judge_path,
-        judge_tokenizer, aspects_path, batch_size, max_prompt_tokens, use_exec, timeout_s, workers, progress):
+def run(candidates_path, out_dir, weights_path, threshold, require_parse, require_pass, limit, fmt, judge_path,
+        judge_tokenizer, aspects_path, rating, batch_size, max_prompt_tokens, use_exec, timeout_s, workers,
+        progress):
     """Judge, execute and select the best candidate per snippet.
 
     \b
@@ -100,15 +111,16 @@ def run(candidates_path, out_dir, weights_path, threshold, require_parse, requir
     """
     from scoder_jax.score.select import SelectConfig, load_candidates, score_candidates
     from scoder_jax.score.weights import Weights
+    from scoder_jax.synth.prompts import has_tests
 
     cands = load_candidates(candidates_path, limit)
     if not cands:
         raise DataError(f"{candidates_path}: no candidates")
     weights = Weights.load(weights_path) if weights_path else None
-    judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens)
+    judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens, rating)
     summary = score_candidates(cands, judge, out_dir, judge_name=str(judge_path), weights=weights,
                                select=SelectConfig(threshold, require_parse, require_pass), use_exec=use_exec,
-                               limits=_limits(timeout_s), workers=workers, progress=progress)
+                               limits=_limits(timeout_s), workers=workers, progress=progress, tests=has_tests(fmt))
     click.echo(json.dumps(summary))
     _echo_selection(summary, out_dir)
 
@@ -155,7 +167,7 @@ def _echo_selection(summary: dict, out_dir: Path) -> None:
 @click.option("--l2", type=click.FloatRange(min=0), default=1e-2, show_default=True, help="Logistic L2 penalty.")
 @_judge_options
 def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, seed, l2, judge_path, judge_tokenizer,
-                    aspects_path, batch_size, max_prompt_tokens, use_exec, timeout_s, workers, progress):
+                    aspects_path, rating, batch_size, max_prompt_tokens, use_exec, timeout_s, workers, progress):
     """Fit the score weights on seed samples (positives) and corrupted copies (negatives).
 
     \b
@@ -168,10 +180,10 @@ def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, s
     from scoder_jax.score.weights import calibrate
 
     positives = load_candidates(positives_path, limit)
-    judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens)
+    judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens, rating)
     weights, rows = calibrate(positives, judge, method=method, folds=folds, seed=seed, n_negatives=negatives,
                               use_exec=use_exec, limits=_limits(timeout_s), workers=workers, l2=l2, progress=progress)
-    weights = dataclasses.replace(weights, report={**weights.report, "judge": str(judge_path),
+    weights = dataclasses.replace(weights, report={**weights.report, "judge": str(judge_path), "rating": rating,
                                                    "positives": str(positives_path)})
     weights.save(out_path)
     calib = out_path.with_name(out_path.stem + ".calibration.jsonl")

@@ -3,20 +3,19 @@
 `run_teacher(snippets, out_dir, cfg, fmt=...)` sends each snippet through `prompts.build_messages`,
 parses the reply with `prompts.parse_response`, both in the sample format `fmt` (`synth.format`,
 `scoder seed --format`: [Tests] are asked for and required only in "problem_solution_tests"),
-and leaves, for every snippet, exactly one
-record: a seed sample in `seed.jsonl` or a failure in `failures.jsonl`, unless the budget cap
-stopped it first (then it stays *pending*: nothing is recorded, and a rerun with a larger budget
-picks it up). `out_dir` holds:
+and leaves, for every snippet, exactly one record: a seed sample in `seed.jsonl` or a failure
+in `failures.jsonl`, unless the budget cap stopped it first (then it stays *pending*: nothing is
+recorded, and a rerun with a larger budget picks it up). `out_dir` holds:
 
     seed.jsonl      Sample records (origin "teacher"), appended as replies arrive
     failures.jsonl  {"snippet_id", "reason", "stage", "detail", "transient", ...}, appended
     cache/          one JSON file per reply, keyed by sha256 of (snippet sha256, language,
                     the format's prompt version, model): the raw reply, so a rerun makes no
                     repeated call
-
-One `out_dir` holds one format: a run in another format than the replies already there is
-refused (a seed set mixing samples with and without tests would teach both).
     usage.json      cumulative tokens, cost and request counts (the budget applies to the total)
+
+One `out_dir` holds one format: a run in another format than the teacher records already there
+is refused (a seed set mixing samples with and without tests would teach both).
 
 The HTTP client (retries, backoff, the shared 429 pause), the budget ledger and the API-key
 handling are in `teacher_client`; importing an existing seed set is in `seed_import`.

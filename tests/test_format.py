@@ -135,7 +135,7 @@ def test_magicoder_seed_without_asserts_in_each_format(tmp_path):
     [train] = synth_training_records([rec], PST)
     assert parse_response(train["messages"][-1]["content"], fmt=PST).tests == TST
 
-    s = import_seed(src, tmp_path / "any")  # no format: everything kept, as `scoder seed --import` does
+    s = import_seed(src, tmp_path / "any")  # no format (the Python default): everything kept
     assert (s["imported"], s["dropped_no_tests"]) == (2, 0)
 
     only = write_jsonl(tmp_path / "only.jsonl", magicoder_rows(SNIPPETS, asserts=False))

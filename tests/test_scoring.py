@@ -270,7 +270,8 @@ def test_score_candidates_resumes_and_selects(tiny_judge_ckpt, tmp_path):
     assert again["selected"] == 0 and again["reasons"]["below_threshold"] == 4
     # another judge into the same directory is refused
     other = load_judge(str(tiny_judge_ckpt), DEFAULT_ASPECTS[:1], max_prompt_tokens=512)
-    with pytest.raises(ConfigError, match="another judge or aspects"):
+    refused = r"another judge, aspects, rating or test setting .*aspects \[.clarity., .correctness.\], now \[.clar"
+    with pytest.raises(ConfigError, match=refused):
         score_candidates(cands, other, out, judge_name="tiny")
 
 
@@ -334,6 +335,12 @@ def test_score_commands_follow_rating_and_format(tiny_judge_ckpt, tmp_path):
     integer = run(tmp_path / "integer", "--rating", "integer", "--format", "problem_solution")
     assert all(r["scores"]["correctness"] == int(r["scores"]["correctness"]) for r in integer)
     assert all(r["signals"]["parses"] and r["signals"]["passes"] is None for r in integer)
+    # resuming into a folder rated the other way would mix the two kinds of rating: refused
+    before = (tmp_path / "expected" / "scores.jsonl").read_bytes()
+    res = CliRunner().invoke(score, ["run", "--candidates", str(cands), "--out", str(tmp_path / "expected"), *judge,
+                                     "--rating", "integer"])
+    assert "rating 'expected', now 'integer'" in str(res.exception), (res.output, res.exception)  # exit 2 in `scoder`
+    assert (tmp_path / "expected" / "scores.jsonl").read_bytes() == before
 
     seed = tmp_path / "seed.jsonl"
     seed.write_text("".join(json.dumps(s) + "\n" for s in _seed(4)))

@@ -120,8 +120,14 @@ class NoJudge:
         return types.SimpleNamespace(skipped={}, scores=[[]] * n, digit_mass=[[]] * n, truncated=[False] * n)
 
 
-def _judge_identity(judge, judge_name: str) -> dict:
-    return {"judge": judge_name, "aspects": [dataclasses.asdict(a) for a in judge.aspects]}
+def _judge_identity(judge, judge_name: str, tests: bool) -> dict:
+    """What makes two ratings comparable: the judge, its aspects, how it rates (expected or
+    integer digit) and whether candidates' tests ran (judge.json of older runs: expected, run)."""
+    return {"judge": judge_name, "aspects": [dataclasses.asdict(a) for a in judge.aspects],
+            "rating": getattr(judge, "rating", "expected"), "tests": tests}
+
+
+_IDENTITY_DEFAULTS = {"rating": "expected", "tests": True}
 
 
 def score_candidates(candidates: Sequence[dict], judge, out_dir: str | Path, *, judge_name: str = "",
@@ -138,13 +144,18 @@ def score_candidates(candidates: Sequence[dict], judge, out_dir: str | Path, *, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ident = _judge_identity(judge, judge_name)
+    ident = _judge_identity(judge, judge_name, tests)
     jpath = out_dir / "judge.json"
     if jpath.exists():
-        have = json.loads(jpath.read_text(encoding="utf-8"))
+        have = {**_IDENTITY_DEFAULTS, **json.loads(jpath.read_text(encoding="utf-8"))}
         if have != ident:
-            raise ConfigError(f"{out_dir} holds ratings from another judge or aspects ({jpath}: {have['judge']!r}, "
-                              f"now {judge_name!r}); use a fresh --out directory")
+            def shown(k, v):
+                return [a.get("name") for a in v] if k == "aspects" and isinstance(v, list) else v
+
+            differ = ", ".join(f"{k} {shown(k, have.get(k))!r}, now {shown(k, ident[k])!r}"
+                               for k in ident if have.get(k) != ident[k])
+            raise ConfigError(f"{out_dir} holds ratings from another judge, aspects, rating or test setting "
+                              f"({jpath}: {differ}); use a fresh --out directory")
     else:
         write_json_atomic(jpath, ident)
     judged_path = out_dir / "judged.jsonl"

@@ -351,6 +351,13 @@ def test_score_commands_follow_rating_and_format(tiny_judge_ckpt, tmp_path):
     assert json.loads(out.read_text())["report"]["rating"] == "integer"
     calib = [json.loads(x) for x in out.with_name("w.calibration.jsonl").read_text().splitlines()]
     assert len(calib) == 8 and all(r["scores"]["correctness"] == int(r["scores"]["correctness"]) for r in calib)
+    # --format problem_solution: the positives and negatives run, but no tests do (as in the loop's fit)
+    res = CliRunner().invoke(score, ["fit-weights", "--positives", str(seed), "--out", str(out), "--folds", "2",
+                                     "--format", "problem_solution", *judge])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert json.loads(out.read_text())["report"]["format"] == "problem_solution"
+    calib = [json.loads(x) for x in out.with_name("w.calibration.jsonl").read_text().splitlines()]
+    assert all(r["signals"]["passes"] is None and r["signals"]["parses"] is not None for r in calib), calib
 
     for argv in (["run", "--candidates", str(cands), "--out", str(tmp_path / "bad"), "--rating", "mode"],
                  ["run", "--candidates", str(cands), "--out", str(tmp_path / "bad"), "--format", "tests"],

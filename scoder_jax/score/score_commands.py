@@ -15,6 +15,12 @@ from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS
 DEFAULT_RATING = "expected"  # score.rating's default in `scoder iterate` (runconfig.ScoreSection)
 
 
+_format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
+    help="Sample format (synth.format of `scoder iterate`): problem_solution_tests runs the samples' tests "
+         "(signal passes); problem_solution checks parses and runs only (passes null).")
+
+
 def _judge_options(f):
     f = click.option("--judge", "judge_path", required=True, type=click.Path(path_type=Path),
                      help="Judge checkpoint (GGUF, HF dir, scoder-jax checkpoint): the synthesizer's base model "
@@ -94,9 +100,7 @@ def score() -> None:
 @click.option("--require-parse/--no-require-parse", default=True, show_default=True)
 @click.option("--require-pass/--no-require-pass", default=False, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Score only the first N candidates.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT, show_default=True,
-              help="Sample format of the candidates (synth.format of `scoder iterate`): problem_solution_tests "
-                   "runs their tests (signal passes); problem_solution checks parses and runs only (passes null).")
+@_format_option
 @_judge_options
 def run(candidates_path, out_dir, weights_path, threshold, require_parse, require_pass, limit, fmt, judge_path,
         judge_tokenizer, aspects_path, rating, batch_size, max_prompt_tokens, use_exec, timeout_s, workers,
@@ -165,9 +169,11 @@ def _echo_selection(summary: dict, out_dir: Path) -> None:
               help="Number of corrupted samples (default: as many as positives).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--l2", type=click.FloatRange(min=0), default=1e-2, show_default=True, help="Logistic L2 penalty.")
+@_format_option
 @_judge_options
-def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, seed, l2, judge_path, judge_tokenizer,
-                    aspects_path, rating, batch_size, max_prompt_tokens, use_exec, timeout_s, workers, progress):
+def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, seed, l2, fmt, judge_path,
+                    judge_tokenizer, aspects_path, rating, batch_size, max_prompt_tokens, use_exec, timeout_s, workers,
+                    progress):
     """Fit the score weights on seed samples (positives) and corrupted copies (negatives).
 
     \b
@@ -178,13 +184,15 @@ def fit_weights_cmd(positives_path, out_path, method, folds, limit, negatives, s
     from scoder_jax.io import write_jsonl_atomic
     from scoder_jax.score.select import load_candidates
     from scoder_jax.score.weights import calibrate
+    from scoder_jax.synth.prompts import has_tests
 
     positives = load_candidates(positives_path, limit)
     judge = _judge(judge_path, judge_tokenizer, aspects_path, batch_size, max_prompt_tokens, rating)
     weights, rows = calibrate(positives, judge, method=method, folds=folds, seed=seed, n_negatives=negatives,
-                              use_exec=use_exec, limits=_limits(timeout_s), workers=workers, l2=l2, progress=progress)
+                              use_exec=use_exec, limits=_limits(timeout_s), workers=workers, l2=l2, progress=progress,
+                              tests=has_tests(fmt))
     weights = dataclasses.replace(weights, report={**weights.report, "judge": str(judge_path), "rating": rating,
-                                                   "positives": str(positives_path)})
+                                                   "format": fmt, "positives": str(positives_path)})
     weights.save(out_path)
     calib = out_path.with_name(out_path.stem + ".calibration.jsonl")
     write_jsonl_atomic(calib, rows)

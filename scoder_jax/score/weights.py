@@ -313,8 +313,9 @@ def corrupt(positives: Sequence[dict], n: int | None = None, *, kinds: Sequence[
 
 def calibrate(positives: Sequence[dict], judge, *, method: str = "nnls", folds: int = 5, seed: int = 0,
               n_negatives: int | None = None, use_exec: bool = True, limits=None, workers: int | None = None,
-              l2: float = 1e-2, progress: bool = False) -> tuple[Weights, list[dict]]:
+              l2: float = 1e-2, progress: bool = False, tests: bool = True) -> tuple[Weights, list[dict]]:
     """Judges and executes the positives and their corruptions, fits weights on them.
+    `tests=False` (sample format problem_solution): execution signals are parses and runs only.
 
     Returns (weights with their report, one row per calibration sample: id, label, kind,
     per-aspect scores, digit mass, signals, total under the fitted weights).
@@ -328,7 +329,7 @@ def calibrate(positives: Sequence[dict], judge, *, method: str = "nnls", folds: 
     samples = [*P, *N]
     labels = [1] * len(P) + [0] * len(N)
     res = judge.score(samples, progress=progress)
-    sigs = execution_signals(samples, limits=limits, workers=workers, progress=progress) if use_exec \
+    sigs = execution_signals(samples, limits=limits, workers=workers, progress=progress, tests=tests) if use_exec \
         else [None] * len(samples)
     names = [a.name for a in judge.aspects]
     w = fit_weights(res.scores, sigs, labels, names, method=method, folds=folds, seed=seed, l2=l2, use_exec=use_exec)

@@ -17,9 +17,10 @@ Design (one generate call):
 - Decoding runs in chunks of up to `chunk` steps inside one jitted `while_loop` (the state
   donated); a chunk ends early once enough slots are free for the next waiting prompt.
   Between chunks the host collects finished rows (stop ids are checked on device, stop
-  strings on the host), emits them, and refills free slots: a jitted insert prefills the
-  waiting prompts (a small batch, bucketed by count and length), samples their first tokens
-  and copies their KV into the free slots. The `n` samples of a prompt share its prefill
+  strings on the host, decoding only each row's new tokens: `stop_strings`), emits them,
+  and refills free slots: a jitted insert prefills the waiting prompts (a small batch,
+  bucketed by count and length), samples their first tokens and copies their KV into the
+  free slots. The `n` samples of a prompt share its prefill
   (its KV is copied into n slots). Rows restart at position 0; stale slots beyond a row's
   position are masked.
 - Once nothing waits, the batch shrinks: when the live rows fit half of it, a jitted gather
@@ -57,6 +58,7 @@ from scoder_jax.errors import ScoderError
 from scoder_jax.generate.sampling import SamplingParams, sampling_mode
 from scoder_jax.generate.steps import (Admission, ChunkRequest, DecodeState, Knobs, decode_chunk, decode_weights,
                                        init_state, insert, state_axes)
+from scoder_jax.generate.stop_strings import StopStringWatch, split_rule
 from scoder_jax.models import llama
 from scoder_jax.models.llama import Decoder, lora_specs, param_specs
 
@@ -90,6 +92,7 @@ class _Slot:
     prompt: int
     sample: int
     tokens: list[int]
+    stops: StopStringWatch | None = None  # its stop-string check (None: none to check)
 
 
 class Engine:
@@ -279,6 +282,9 @@ class _Run:
                  decode):
         self.eng, self.prompts, self.prompt_ids, self.params = eng, prompts, prompt_ids, params
         self.results, self.on_complete, self.decode = results, on_complete, decode
+        # stop strings are checked on the host, decoding only each slot's new tokens (stop_strings.py)
+        self.check_stops = bool(decode is not None and any(params.stop_strings))
+        self.split_rule = split_rule(decode) if self.check_stops else None
         self.queue = collections.deque((i, list(t)) for i, t in enumerate(todo) if t)
         stops = sorted(set(params.stop_ids))
         self.stop_set = set(stops)
@@ -361,10 +367,9 @@ class _Run:
         return st
 
     def _hit_stop_string(self, slot: _Slot) -> bool:
-        if not self.params.stop_strings or self.decode is None:
-            return False
-        text = self.decode(slot.tokens)
-        return any(s and s in text for s in self.params.stop_strings)
+        """Whether a stop string occurs in the slot's decoded completion (same answer as decoding
+        it all; only its tokens since the last check's safe boundary are decoded)."""
+        return slot.stops is not None and slot.stops.hit(slot.tokens)
 
     def _finish(self, b: int, reason: str) -> None:
         slot = self.slots[b]
@@ -410,7 +415,9 @@ class _Run:
             for s in samples:
                 b = free[j]
                 tgt[j], src[j], pids[j], sidx[j] = b, r, self.prompt_ids[i], s
-                self.slots[b] = _Slot(i, s, [])
+                watch = StopStringWatch(self.decode, self.params.stop_strings, self.split_rule) \
+                    if self.check_stops else None
+                self.slots[b] = _Slot(i, s, [], watch)
                 placed.append((j, b))
                 j += 1
         adm = Admission(tokens=tokens, lengths=lengths, tgt=tgt, src=src, pids=pids, sidx=sidx,

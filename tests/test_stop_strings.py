@@ -172,6 +172,22 @@ def test_stop_at_the_first_token_and_across_a_split_character(smol, spm_tok):
         assert answers == [False] * (len(pieces) - 1) + [True]
 
 
+def test_a_window_that_disagrees_falls_back_to_full_decodes(caplog):
+    """A decode the rule does not describe (here: text reversed, so later tokens change its
+    start): the watch notices, says so and answers by full decodes from then on."""
+    from scoder_jax.generate.stop_strings import SplitRule
+
+    def reversed_text(ids):
+        return "".join(chr(97 + i) for i in ids)[::-1]
+
+    tokens = [0, 1, 2, 3, 4, 5]  # text "fedcba" at the end
+    watch = StopStringWatch(reversed_text, ("cb",), SplitRule(context=1, glue_ids=frozenset()))
+    answers = [watch.hit(tokens[:n]) for n in range(1, 7)]
+    assert answers == [has_stop_string(reversed_text(tokens[:n]), ("cb",)) for n in range(1, 7)]
+    assert answers == [False, False, True, True, True, True]
+    assert watch.rule is None and "checking by full decodes" in caplog.text
+
+
 def test_work_is_linear_in_the_completion(smol):
     """Checking a 2000-token completion every token decodes O(n) ids in all (the full decode
     would decode n^2 / 2)."""

@@ -110,7 +110,7 @@ def has_stop_string(text: str, stop_strings: Sequence[str]) -> bool:
 class StopStringWatch:
     """One slot's stop-string check. `hit(tokens)` (the slot's whole token list, grown since the last
     call) says whether a stop string occurs in `decode(tokens)`, exactly as the full decode would;
-    with a `rule` it decodes only the tokens since the last boundary. Call it until it says True."""
+    with a `rule` it decodes only the tokens since the last boundary."""
 
     def __init__(self, decode: Decode, stop_strings: Sequence[str], rule: SplitRule | None):
         self.decode, self.rule = decode, rule

@@ -14,6 +14,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the scoder processes the tests start: see launch/_venv.sh (huge pages, 20x fewer page faults)
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+# One XLA compile cache for the session, new each time (as on a fresh machine; not the user's
+# ~/.cache/scoder-jax): made by the first pytest process, inherited by the xdist workers and the
+# scoder processes the tests start, so a program compiled in one of them is loaded by the others.
+if "PYTEST_XDIST_WORKER" not in os.environ and "SCODER_COMPILE_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    _cache = tempfile.mkdtemp(prefix="scoder-test-xla-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["SCODER_COMPILE_CACHE"] = _cache
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
 
 from pathlib import Path
 

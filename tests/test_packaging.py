@@ -68,8 +68,9 @@ def test_installed_wheel_runs_a_preset_from_another_folder(wheel, tmp_path):
     assert m["stages"]["pool"]["counts"]["snippets"] > 0 and m["stages"]["seed"]["counts"]["samples"] == 2
     # the smoke preset's tokenizer ships in the wheel: it loads there with no GGUF package
     code = ("from scoder_jax.runconfig import load_run_config; from scoder_jax.tokenizer import Tokenizer; "
-            "cfg, _ = load_run_config('smoke', []); t = Tokenizer.load(cfg.synth.tokenizer); "
-            "print(cfg.synth.tokenizer, cfg.student.tokenizer, t.vocab_size)")
+            "from scoder_jax.assets import resolve; cfg, _ = load_run_config('smoke', []); "
+            "t = Tokenizer.load(cfg.synth.tokenizer); "
+            "print(resolve(cfg.synth.tokenizer), resolve(cfg.student.tokenizer), t.vocab_size)")
     r = subprocess.run([str(venv / "bin/python"), "-c", code], cwd="/", env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

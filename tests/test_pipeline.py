@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.procs import free_port
+from tests.procs import copy_through_s0, free_port
 
 from scoder_jax.errors import ConfigError, ScoderError
 
@@ -88,24 +88,11 @@ def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_
     assert rerun == {"score_01", "influence_01", "select_01"}, rerun
 
 
-def _copy_through_s0(smoke_run: Path, run: Path) -> Path:
-    """A copy of the smoke run as it stood when S_0 was trained (pool, seed set, S_0)."""
-    shutil.copytree(smoke_run, run)
-    m = _manifest(run)
-    for name in list(m["stages"]):
-        if name not in {"pool", "seed", "sft_00"}:
-            shutil.rmtree(run / m["stages"][name]["out"], ignore_errors=True)
-            del m["stages"][name]
-    (run / "manifest.json").write_text(json.dumps(m))
-    (run / "report.html").unlink()
-    return run
-
-
 def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
     """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
     fine-tune) is killed at five moments across the later stages, rerun each time, and ends
     with the uninterrupted run's dataset, byte for byte."""
-    run = _copy_through_s0(smoke_run, tmp_path / "run")
+    run = copy_through_s0(smoke_run, tmp_path / "run")
     moments = ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]
     for stage in moments:
         proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
@@ -207,7 +194,7 @@ def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path)
     select, then process 1 is SIGKILLed while S_1 trains; process 0 must exit with a clear error
     within the heartbeat timeout, not hang. Both rerun: the run resumes and ends with the
     one-process run's final dataset (byte for byte) and student parameters."""
-    run = _copy_through_s0(smoke_run, tmp_path / "run")
+    run = copy_through_s0(smoke_run, tmp_path / "run")
     procs = _launch_two(run, tmp_path, "first")
     deadline = time.time() + 900
     while time.time() < deadline and all(p.poll() is None for p in procs):

@@ -73,3 +73,16 @@ def smollm2_reference(smollm2_gguf):
 def deepseek_vocab_gguf() -> Path:
     """DeepSeek-Coder vocab-only GGUF with .inp/.out test vectors (llama.cpp)."""
     return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")
+
+
+# The longest test files (seconds of test time on the 2-core VM, 2026-12-02) go first: with
+# `--dist loadfile` each worker takes whole files in collection order, and a long file started
+# last leaves the other worker idle at the end. Files not listed keep their order after these.
+LONGEST_FIRST = ("test_pipeline", "test_loop_options", "test_train_e2e", "test_adapter_checkpoints", "test_judge",
+                 "test_generate", "test_smollm2_real", "test_format", "test_influence", "test_smoke_devices",
+                 "test_scorer", "test_model_core", "test_influence_select")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the rest keep their order

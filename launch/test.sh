@@ -8,6 +8,7 @@ python -m pip install -q torch==2.13.0          # CPU wheel, for reference tests
 python -m pip install -q -e ".[test]"
 bash tests/assets/fetch.sh
 export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
-# two workers, one test file each at a time (a file's session fixtures, such as the smoke run,
-# are built once): compile-bound tests overlap on the two cores (19 -> 12 minutes here)
-python -m pytest -q -n "${SCODER_TEST_WORKERS:-2}" --dist loadfile tests "$@"
+# two workers, one test file each at a time (a file's module fixtures, such as the smoke run,
+# are built once); files in collection order, which tests/conftest.py sets longest first
+# (xdist would otherwise start the files with the most tests first and the few long ones last)
+python -m pytest -q -n "${SCODER_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder tests "$@"

@@ -75,9 +75,10 @@ def deepseek_vocab_gguf() -> Path:
     return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")
 
 
-# The longest test files (seconds of test time on the 2-core VM, 2026-12-02) go first: with
-# `--dist loadfile` each worker takes whole files in collection order, and a long file started
-# last leaves the other worker idle at the end. Files not listed keep their order after these.
+# The longest test files (by test time on the 2-core VM, 2026-12-02) go first: with `--dist
+# loadfile --no-loadscope-reorder` (launch/test.sh) each worker takes whole files in collection
+# order, and a long file started last leaves the other worker idle at the end (xdist's own order,
+# most tests first, started test_pipeline last: 15:32 against 13:59). The rest keep their order.
 LONGEST_FIRST = ("test_pipeline", "test_loop_options", "test_train_e2e", "test_adapter_checkpoints", "test_judge",
                  "test_generate", "test_smollm2_real", "test_format", "test_influence", "test_smoke_devices",
                  "test_scorer", "test_model_core", "test_influence_select")

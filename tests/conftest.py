@@ -14,16 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the scoder processes the tests start: see launch/_venv.sh (huge pages, 20x fewer page faults)
 os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
-# Each xdist worker (and the processes it starts) on its own share of the cores: XLA sizes its
-# thread pool by the cores a process may use, so two workers no longer each spin two threads on
-# two cores (two concurrent smoke runs: 53 -> 44 s pinned, user CPU 85 -> 72 s; the suite with
-# both workers unpinned: user CPU 24-32 min for the same work, by how heavy files paired up).
-if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw") and hasattr(os, "sched_setaffinity"):
-    _cores = sorted(os.sched_getaffinity(0))
-    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if 1 < _workers <= len(_cores):
-        _i, _per = int(os.environ["PYTEST_XDIST_WORKER"][2:]), len(_cores) // _workers
-        os.sched_setaffinity(0, _cores[_i * _per:(_i + 1) * _per])
 # One XLA compile cache for the session, new each time (as on a fresh machine; not the user's
 # ~/.cache/scoder-jax): made by the first pytest process, inherited by the xdist workers and the
 # scoder processes the tests start, so a program compiled in one of them is loaded by the others.
@@ -83,17 +73,3 @@ def smollm2_reference(smollm2_gguf):
 def deepseek_vocab_gguf() -> Path:
     """DeepSeek-Coder vocab-only GGUF with .inp/.out test vectors (llama.cpp)."""
     return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")
-
-
-# The longest test files (by test time on the 2-core VM, 2026-12-02) go first: with `--dist
-# loadfile --no-loadscope-reorder` (launch/test.sh) each worker takes whole files in collection
-# order, and a long file started last leaves the other worker idle at the end (xdist's own order,
-# most tests first, started test_pipeline last: 15:32 against 13:59). The rest keep their order.
-LONGEST_FIRST = ("test_pipeline", "test_loop_options", "test_train_e2e", "test_adapter_checkpoints", "test_judge",
-                 "test_generate", "test_smollm2_real", "test_format", "test_influence", "test_smoke_devices",
-                 "test_scorer", "test_model_core", "test_influence_select")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the rest keep their order

@@ -73,3 +73,19 @@ def smollm2_reference(smollm2_gguf):
 def deepseek_vocab_gguf() -> Path:
     """DeepSeek-Coder vocab-only GGUF with .inp/.out test vectors (llama.cpp)."""
     return _need(ASSETS / "ggml-vocab-deepseek-coder.gguf")
+
+
+@pytest.fixture(scope="session")
+def smol(smollm2_gguf):
+    """SmolLM2's tokenizer, read from its GGUF."""
+    from scoder_jax.tokenizer import Tokenizer
+
+    return Tokenizer.load(smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def deepseek(deepseek_vocab_gguf):
+    """DeepSeek-Coder's tokenizer, read from its vocab-only GGUF."""
+    from scoder_jax.tokenizer import Tokenizer
+
+    return Tokenizer.load(deepseek_vocab_gguf)

@@ -22,10 +22,8 @@ def _seed(n: int) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def smol_tok(smollm2_gguf):
-    from scoder_jax.tokenizer import Tokenizer
-
-    return Tokenizer.load(smollm2_gguf)
+def smol_tok(smol):
+    return smol
 
 
 @pytest.fixture(scope="module")

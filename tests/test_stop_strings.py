@@ -25,16 +25,6 @@ TEXTS = ["def f(x):\n    return x + 1\n", "héllo wörld, naïve café", "price:
 
 
 @pytest.fixture(scope="module")
-def smol(smollm2_gguf) -> Tokenizer:
-    return Tokenizer.load(smollm2_gguf)
-
-
-@pytest.fixture(scope="module")
-def deepseek(deepseek_vocab_gguf) -> Tokenizer:
-    return Tokenizer.load(deepseek_vocab_gguf)
-
-
-@pytest.fixture(scope="module")
 def spm_tok(tmp_path_factory) -> Tokenizer:
     """A Llama-2-style SentencePiece BPE with byte fallback (most non-ASCII text as <0xNN> pieces)."""
     import sentencepiece as spm

@@ -78,16 +78,6 @@ def write_gguf(path: Path, *, model: str | None, tokens=(), pre: str | None = No
 
 
 @pytest.fixture(scope="module")
-def deepseek(deepseek_vocab_gguf) -> Tokenizer:
-    return Tokenizer.load(deepseek_vocab_gguf)
-
-
-@pytest.fixture(scope="module")
-def smol(smollm2_gguf) -> Tokenizer:
-    return Tokenizer.load(smollm2_gguf)
-
-
-@pytest.fixture(scope="module")
 def smol_meta(smollm2_gguf) -> dict:
     return read_gguf_tokenizer_metadata(smollm2_gguf)
 

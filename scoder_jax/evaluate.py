@@ -495,7 +495,7 @@ def chat_solutions(problems: Sequence[Problem], replies: Sequence[Sequence[str]]
     """An instruction model's replies -> evalplus samples: the code block of each reply as the
     solution (with the prompt's imports kept), or the prompt plus the reply when it holds no
     definition of the entry point."""
-    from scoder_jax.synth.prompts import extract_code
+    from scoder_jax.synth.reply_parser import extract_code
 
     samples = []
     for p, outs in zip(problems, replies):

@@ -17,7 +17,8 @@ import pytest
 from scoder_jax.errors import ConfigError, DataError, ScoderError
 from scoder_jax.io import read_jsonl
 from scoder_jax.synth import prompts
-from scoder_jax.synth.prompts import build_messages, build_prompt_text, format_response, parse_response
+from scoder_jax.synth.prompts import build_messages, build_prompt_text, format_response
+from scoder_jax.synth.reply_parser import parse_response
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM = "Write `count_words(s)` that returns the number of whitespace-separated words in `s`."

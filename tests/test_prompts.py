@@ -6,18 +6,8 @@ import random
 
 import pytest
 
-from scoder_jax.synth.prompts import (
-    PROMPT_VERSION,
-    REASONS,
-    ParseResult,
-    build_messages,
-    build_prompt_text,
-    extract_code,
-    format_response,
-    parse_response,
-    split_embedded_tests,
-    tally,
-)
+from scoder_jax.synth.prompts import PROMPT_VERSION, REASONS, build_messages, build_prompt_text, format_response
+from scoder_jax.synth.reply_parser import ParseResult, extract_code, parse_response, split_embedded_tests, tally
 
 SOL = "def add(a, b):\n    return a + b"
 TST = "assert add(1, 2) == 3\nassert add(-1, 1) == 0"

@@ -3,7 +3,7 @@
 `sample_candidates(snippets, checkpoint_paths, out_dir, cfg)` renders each snippet's prompt
 (`prompts.build_messages`) with the synthesizer's chat template, samples `cfg.n` replies from
 every checkpoint through one `generate.Engine` (`set_model` swaps checkpoints, nothing
-recompiles), parses each reply with `prompts.parse_response` and streams the results to disk.
+recompiles), parses each reply with `reply_parser.parse_response` and streams the results to disk.
 Prompt and parser follow `cfg.format`, the sample format (with or without [Tests]).
 
 Work is cut into *units*, one per (snippet, checkpoint). A unit's records are appended and
@@ -47,7 +47,8 @@ from scoder_jax.config import require
 from scoder_jax.errors import CheckpointError, ConfigError, DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS, REASONS, build_messages, parse_response, prompt_version
+from scoder_jax.synth.prompts import DEFAULT_FORMAT, FORMATS, REASONS, build_messages, prompt_version
+from scoder_jax.synth.reply_parser import parse_response
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def unit_records(snippet: dict, ckpt: CheckpointRef, seed: int, outputs: Iterabl
                  cut_tests: bool = False, fmt: str = DEFAULT_FORMAT) -> tuple[list[dict], list[dict]]:
     """The records of one unit from its replies `(sample_index, text, finish_reason, n_tokens)`:
     (candidates, rejects). Candidates are Sample records; rejects keep the raw text and reason.
-    `cut_tests`: keep replies cut off inside [Tests] (`prompts.parse_response`), tagged meta.tests_cut.
+    `cut_tests`: keep replies cut off inside [Tests] (`reply_parser.parse_response`), tagged meta.tests_cut.
     `fmt`: the sample format the replies are parsed in ("problem_solution": tests are "")."""
     pid = unit_prompt_id(snippet["id"], ckpt.index)
     cands, rejects = [], []

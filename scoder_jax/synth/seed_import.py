@@ -27,7 +27,8 @@ from typing import Any
 from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import check_format, extract_code, has_tests, language, split_embedded_tests
+from scoder_jax.synth.prompts import check_format, has_tests, language
+from scoder_jax.synth.reply_parser import extract_code, split_embedded_tests
 
 
 def _import_record(rec: Any) -> tuple[dict | None, str]:

@@ -1,7 +1,7 @@
 """The teacher: turns snippets into the seed set through an OpenAI-compatible chat-completions model.
 
 `run_teacher(snippets, out_dir, cfg, fmt=...)` sends each snippet through `prompts.build_messages`,
-parses the reply with `prompts.parse_response`, both in the sample format `fmt` (`synth.format`,
+parses the reply with `reply_parser.parse_response`, both in the sample format `fmt` (`synth.format`,
 `scoder seed --format`: [Tests] are asked for and required only in "problem_solution_tests"),
 and leaves, for every snippet, exactly one record: a seed sample in `seed.jsonl` or a failure
 in `failures.jsonl`, unless the budget cap stopped it first (then it stays *pending*: nothing is
@@ -39,8 +39,9 @@ from typing import Iterable, Iterator
 from scoder_jax.errors import DataError
 from scoder_jax.io import JsonlAppender, iter_jsonl, write_json_atomic, write_jsonl_atomic
 from scoder_jax.records import content_id
-from scoder_jax.synth.prompts import (DEFAULT_FORMAT, FORMATS, PROMPT_VERSION, build_messages, check_format,
-                                      language, parse_response, prompt_version)
+from scoder_jax.synth.prompts import (DEFAULT_FORMAT, FORMATS, PROMPT_VERSION, build_messages, check_format, language,
+                                      prompt_version)
+from scoder_jax.synth.reply_parser import parse_response
 from scoder_jax.synth.teacher_client import (TRANSIENT, ApiKey, ChatClient, Ledger, StopSending, TeacherConfig,
                                             bounded_results)
 

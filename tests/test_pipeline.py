@@ -166,7 +166,7 @@ def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
     assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()
 
 
-def _launch_two(run_dir: Path, logs: Path, tag: str) -> list[subprocess.Popen]:
+def _launch_two(run_dir: Path, logs: Path, tag: str, *extra: str) -> list[subprocess.Popen]:
     port = free_port()
     procs = []
     for i in range(2):
@@ -175,7 +175,7 @@ def _launch_two(run_dir: Path, logs: Path, tag: str) -> list[subprocess.Popen]:
                    SCODER_HEARTBEAT_S="10")
         with open(logs / f"{tag}.{i}.err", "w") as err:
             procs.append(subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke",
-                                           "--run-dir", str(run_dir), "--no-progress"], cwd=REPO, env=env,
+                                           "--run-dir", str(run_dir), "--no-progress", *extra], cwd=REPO, env=env,
                                           stdout=subprocess.DEVNULL, stderr=err, start_new_session=True))
     return procs
 
@@ -220,7 +220,7 @@ def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path)
     assert "another process most likely died" in last and "stack trace" not in err, err[-3000:]
     print(f"process 0 exited {time.time() - t0:.0f} s after the kill: {err.strip().splitlines()[-1][:300]}")
 
-    procs = _launch_two(run, tmp_path, "rerun")
+    procs = _launch_two(run, tmp_path, "rerun", "--until", "student")  # what is compared: dataset, student
     for i, p in enumerate(procs):
         try:
             assert p.wait(timeout=1500) == 0, (tmp_path / f"rerun.{i}.err").read_text()[-3000:]

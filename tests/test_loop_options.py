@@ -1,13 +1,16 @@
 """The smoke preset on one device (what every user has) ends with a dataset; the loop's options
 the paper leaves open, and the ablations, from that run's S_0 (each test reruns only the stages
-its overrides feed). 8 devices: tests/test_smoke_devices.py; 2: tests/test_pipeline.py."""
+its overrides feed), and five SIGKILLs and resumes from it. 8 devices: tests/test_smoke_devices.py;
+2: tests/test_pipeline.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _iterate(run: Path, *extra: str) -> subprocess.CompletedProcess:
+def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user has
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    return env
+
+
+def _iterate(run: Path, *extra: str) -> subprocess.CompletedProcess:
     r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir", str(run),
-                        "--no-progress", *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+                        "--no-progress", *extra], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -61,6 +68,35 @@ def test_smoke_preset_ends_with_a_dataset_on_one_device(one_device):
     rows = (run / "final/dataset/dataset.jsonl").read_text().splitlines()
     assert rows and m["stages"]["export"]["counts"]["rows"] == len(rows)
     assert m["stages"]["final_sample"]["counts"]["rejects"] == 0, m["stages"]["final_sample"]
+
+
+def test_killed_at_five_moments_resumes_to_the_same_dataset(s0, tmp_path):
+    """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
+    fine-tune) is killed at five moments across the later stages, rerun each time, and ends
+    with the uninterrupted run's dataset, byte for byte."""
+    run = _from_s0(s0, tmp_path)
+    for stage in ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]:
+        proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
+                                 str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 900
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                entry = _manifest(run)["stages"].get(stage, {})
+            except (json.JSONDecodeError, FileNotFoundError):
+                entry = {}
+            if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 0.5:
+                break
+            time.sleep(0.3)
+        assert proc.poll() is None, f"the run ended before stage {stage} was killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    _iterate(run, "--until", "export")
+    a = (s0 / "final/dataset/dataset.jsonl").read_bytes()
+    b = (run / "final/dataset/dataset.jsonl").read_bytes()
+    ids = [json.loads(line)["id"] for line in b.decode().splitlines()]
+    assert ids and len(ids) == len(set(ids))
+    assert a == b
 
 
 def test_previous_init_and_accumulated_selections(s0, tmp_path):

@@ -1,4 +1,5 @@
-"""`scoder iterate` on the smoke preset: end to end, killed and resumed, config changes, bad input."""
+"""`scoder iterate` on the smoke preset (two devices): end to end, two processes killed and resumed, config
+changes, bad input. Five kills and resumes on one device: tests/test_loop_options.py."""
 
 from __future__ import annotations
 
@@ -86,36 +87,6 @@ def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_
     after = {k: v["finished"] for k, v in _manifest(run)["stages"].items()}
     rerun = {k for k in after if after[k] != before[k]}
     assert rerun == {"score_01", "influence_01", "select_01"}, rerun
-
-
-def test_killed_at_five_moments_resumes_to_the_same_dataset(smoke_run, tmp_path):
-    """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
-    fine-tune) is killed at five moments across the later stages, rerun each time, and ends
-    with the uninterrupted run's dataset, byte for byte."""
-    run = copy_through_s0(smoke_run, tmp_path / "run")
-    moments = ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]
-    for stage in moments:
-        proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
-                                 str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.time() + 900
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                entry = json.loads((run / "manifest.json").read_text())["stages"].get(stage, {})
-            except (json.JSONDecodeError, FileNotFoundError):
-                entry = {}
-            if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 0.5:
-                break
-            time.sleep(0.3)
-        assert proc.poll() is None, f"the run ended before stage {stage} was killed"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    _iterate(run, "--until", "export")  # the dataset is final there (student, eval: not what a kill tests)
-    a = (smoke_run / "final/dataset/dataset.jsonl").read_bytes()
-    b = (run / "final/dataset/dataset.jsonl").read_bytes()
-    ids = [json.loads(l)["id"] for l in b.decode().splitlines()]
-    assert ids and len(ids) == len(set(ids))
-    assert a == b
 
 
 def test_bad_config_and_foreign_run_dir(tmp_path):

@@ -103,7 +103,8 @@ def test_packing_rows_segments_and_determinism():
     # compact loss: the same rows, targets and weights at the loss positions only
     compact = data_lib.DataPlan(ds, tiny_cfg(seq_len=256, batch_size=4, epochs=2))
     most = max(int(sum(np.count_nonzero(ds.masks[i][1:]) for i in r)) for e in range(2) for r in plan.rows(e))
-    assert compact.loss_slots == -(-most // 128) * 128 < 256
+    m = data_lib.LOSS_SLOT_MULTIPLE
+    assert compact.loss_slots == -(-most // m) * m < 256
     assert compact.rows(1) == plan.rows(1)
     for step in range(plan.total_steps):
         full, c = plan.host_batch(step), compact.host_batch(step)

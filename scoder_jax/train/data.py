@@ -44,7 +44,10 @@ from scoder_jax.train.config import DataConfig, TrainConfig
 log = logging.getLogger(__name__)
 
 BATCH_KEYS = ("tokens", "segment_ids", "targets", "weights")
-LOSS_SLOT_MULTIPLE = 128
+# loss slots per row are rounded up to this: a multiple of TPU sublanes (8) and GPU tiles (16, 32);
+# any coarser only pads (128 gave the smoke preset's rows of 89 loss tokens 128 slots; 32 gives 96:
+# the same loss and samples, a fine-tune step 12% shorter)
+LOSS_SLOT_MULTIPLE = 32
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -257,8 +260,8 @@ class DataPlan:
         self.loss_slots = self._loss_slots() if cfg.data.compact_loss else cfg.seq_len
 
     def _loss_slots(self) -> int:
-        """Loss positions per row: the most any row of the plan holds, rounded up (to 128 and to a
-        multiple of loss_chunk), at most seq_len (which turns compaction off)."""
+        """Loss positions per row: the most any row of the plan holds, rounded up (to a multiple of
+        LOSS_SLOT_MULTIPLE and of loss_chunk), at most seq_len (which turns compaction off)."""
         cfg = self.cfg
         counts = np.array([int(np.count_nonzero(m[1:])) for m in self.ds.masks], np.int64)
         most = 1

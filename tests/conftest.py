@@ -17,6 +17,9 @@ os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
 # One XLA compile cache for the session, new each time (as on a fresh machine; not the user's
 # ~/.cache/scoder-jax): made by the first pytest process, inherited by the xdist workers and the
 # scoder processes the tests start, so a program compiled in one of them is loaded by the others.
+# Set up as `scoder` sets it up (every program cached, however quickly it compiled: the tests
+# re-create the same jitted functions again and again; test_generate + test_adapter_checkpoints in
+# one process: 155 -> 125 s).
 if "PYTEST_XDIST_WORKER" not in os.environ and "SCODER_COMPILE_CACHE" not in os.environ:
     import atexit
     import shutil
@@ -25,15 +28,14 @@ if "PYTEST_XDIST_WORKER" not in os.environ and "SCODER_COMPILE_CACHE" not in os.
     _cache = tempfile.mkdtemp(prefix="scoder-test-xla-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["SCODER_COMPILE_CACHE"] = _cache
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
-# every program, however quickly it compiled, as `scoder` caches them (scoder_jax.cli.enable_compile_cache):
-# the tests re-create the same jitted functions again and again (test_generate + test_adapter_checkpoints,
-# one process: 155 -> 125 s)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 from pathlib import Path
 
 import pytest
+
+from scoder_jax.cli import enable_compile_cache  # imports no JAX: it runs before JAX is imported
+
+enable_compile_cache()
 
 ASSETS = Path(__file__).parent / "assets" / "vendor"
 

@@ -29,3 +29,22 @@ def copy_through_s0(finished_run, run):
     (run / "manifest.json").write_text(json.dumps(m))
     (run / "report.html").unlink(missing_ok=True)
     return run
+
+
+def wait_until_running(run, stage: str, procs, after_s: float, timeout: float = 900.0) -> None:
+    """Polls `run`'s manifest until `stage` has been running for `after_s` seconds, one of the
+    processes `procs` ended, or `timeout` passed (the caller checks which)."""
+    import json
+    import time
+    from pathlib import Path
+
+    manifest = Path(run) / "manifest.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        try:
+            entry = json.loads(manifest.read_text())["stages"].get(stage, {})
+        except (json.JSONDecodeError, FileNotFoundError):
+            entry = {}
+        if entry.get("status") == "running" and time.time() - entry.get("started", 0) > after_s:
+            return
+        time.sleep(0.3)

@@ -22,11 +22,6 @@ def _seed(n: int) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def smol_tok(smol):
-    return smol
-
-
-@pytest.fixture(scope="module")
 def tiny_model():
     """A random 2-layer decoder over SmolLM2's vocabulary (numpy init: fast)."""
     import jax.numpy as jnp
@@ -45,9 +40,9 @@ def tiny_model():
     return model
 
 
-def test_digit_tokens(smol_tok):
-    ids = digit_token_ids(smol_tok)
-    assert [smol_tok.decode([i]) for i in ids] == [str(d) for d in range(10)]
+def test_digit_tokens(smol):
+    ids = digit_token_ids(smol)
+    assert [smol.decode([i]) for i in ids] == [str(d) for d in range(10)]
 
 
 def test_judge_without_digit_tokens_is_refused():
@@ -77,7 +72,7 @@ def test_aspects_from_config():
         aspects_from([{"name": "a"}])
 
 
-def test_prompts_share_everything_but_the_aspect(smol_tok):
+def test_prompts_share_everything_but_the_aspect(smol):
     c = _seed(1)[0]
     msgs = [judge_messages(c, a, DEFAULT_ASPECTS) for a in DEFAULT_ASPECTS]
     texts = [m[1]["content"] for m in msgs]
@@ -113,15 +108,15 @@ def _direct(model, tok, cand, aspects, digit_ids):
     return np.array(ev), np.array(mass)
 
 
-def test_shared_prefix_forward_matches_plain_forward(tiny_model, smol_tok):
+def test_shared_prefix_forward_matches_plain_forward(tiny_model, smol):
     cands = _seed(3)
     cands[1] = {**cands[1], "tests": "", "snippet": ""}  # other lengths, other prefix bucket
     aspects = DEFAULT_ASPECTS[:3]
-    judge = Judge(tiny_model, smol_tok, aspects, batch_size=2)
+    judge = Judge(tiny_model, smol, aspects, batch_size=2)
     res = judge.score(cands)
-    ids = digit_token_ids(smol_tok)
+    ids = digit_token_ids(smol)
     for i, c in enumerate(cands):
-        ev, mass = _direct(tiny_model, smol_tok, c, aspects, ids)
+        ev, mass = _direct(tiny_model, smol, c, aspects, ids)
         np.testing.assert_allclose(res.scores[i], ev, rtol=2e-4, atol=2e-4)
         np.testing.assert_allclose(res.digit_mass[i], mass, rtol=2e-3)
     assert res.scores.shape == (3, 3) and not res.truncated.any() and res.skipped == {}
@@ -131,20 +126,20 @@ def test_shared_prefix_forward_matches_plain_forward(tiny_model, smol_tok):
     assert run < 0.4 * full and judge.stats["suffix_tokens"] <= 3 * 3 * 24
 
 
-def test_unjudgeable_and_truncated_candidates(tiny_model, smol_tok):
+def test_unjudgeable_and_truncated_candidates(tiny_model, smol):
     cands = _seed(2)
     cands.append({**cands[0], "id": "x", "solution": "  "})
     cands.append({**cands[0], "id": "y", "problem": None})
-    judge = Judge(tiny_model, smol_tok, DEFAULT_ASPECTS[:2], max_prompt_tokens=240)
+    judge = Judge(tiny_model, smol, DEFAULT_ASPECTS[:2], max_prompt_tokens=240)
     res = judge.score(cands)
     assert res.skipped == {2: "no_solution", 3: "no_problem"}
     assert np.isnan(res.scores[2:]).all() and np.isfinite(res.scores[:2]).all()
     assert res.truncated[:2].all() and (res.prompt_tokens[:2] <= 240).all() and (res.prompt_tokens[:2] > 200).all()
     assert ((res.scores[:2] >= 0) & (res.scores[:2] <= 9)).all()
     ids, cut = judge.prompts(cands[0])
-    assert cut and "[truncated]" in smol_tok.decode(ids[0])
+    assert cut and "[truncated]" in smol.decode(ids[0])
     # the functional API gives the same ratings
-    np.testing.assert_allclose(judge_scores(tiny_model, smol_tok, cands[:2], DEFAULT_ASPECTS[:2],
+    np.testing.assert_allclose(judge_scores(tiny_model, smol, cands[:2], DEFAULT_ASPECTS[:2],
                                             max_prompt_tokens=240), res.scores[:2], rtol=1e-5)
 
 

@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.procs import copy_through_s0
+from tests.procs import copy_through_s0, wait_until_running
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -79,15 +78,7 @@ def test_killed_at_five_moments_resumes_to_the_same_dataset(s0, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
                                  str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.time() + 900
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                entry = _manifest(run)["stages"].get(stage, {})
-            except (json.JSONDecodeError, FileNotFoundError):
-                entry = {}
-            if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 0.5:
-                break
-            time.sleep(0.3)
+        wait_until_running(run, stage, [proc], after_s=0.5)
         assert proc.poll() is None, f"the run ended before stage {stage} was killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

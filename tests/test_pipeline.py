@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.procs import copy_through_s0, free_port
+from tests.procs import copy_through_s0, free_port, wait_until_running
 
 from scoder_jax.errors import ConfigError, ScoderError
 
@@ -167,15 +167,7 @@ def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path)
     one-process run's final dataset (byte for byte) and student parameters."""
     run = copy_through_s0(smoke_run, tmp_path / "run")
     procs = _launch_two(run, tmp_path, "first")
-    deadline = time.time() + 900
-    while time.time() < deadline and all(p.poll() is None for p in procs):
-        try:
-            entry = json.loads((run / "manifest.json").read_text())["stages"].get("sft_01", {})
-        except (json.JSONDecodeError, FileNotFoundError):
-            entry = {}
-        if entry.get("status") == "running" and time.time() - entry.get("started", 0) > 3:
-            break
-        time.sleep(0.3)
+    wait_until_running(run, "sft_01", procs, after_s=3)
     assert all(p.poll() is None for p in procs), (tmp_path / "first.0.err").read_text()[-3000:]
     os.killpg(procs[1].pid, signal.SIGKILL)
     t0 = time.time()

@@ -30,6 +30,7 @@ class Stage:
     config_keys: tuple[str, ...]  # dotted RunConfig fields whose values enter the key
     out: str  # output folder, relative to the run directory
     iteration: int | None = None
+    ignores: tuple[str, ...] = ()  # dotted fields inside `config_keys` that do not enter the key
 
 
 def build_stages(cfg: RunConfig) -> list[Stage]:
@@ -37,7 +38,8 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
     st = [
         Stage("pool", "pool", (), ("seed", "pool"), "pool"),
         Stage("seed", "seed", (), ("seed_set", "synth.format"), "seed"),
-        Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0),
+        # S_0 is fine-tuned from the base model whatever synth.init says of S_1 .. S_T
+        Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0, ignores=("synth.init",)),
     ]
     for t in range(1, T + 1):
         it = f"iter_{t:02d}"
@@ -130,8 +132,11 @@ def stage_key(cfg: RunConfig, stage: Stage, fingerprints: dict[str, str]) -> str
     """The stage's config values, its inputs' fingerprints and the files its config names: a
     weights file or seed set edited in place reruns what it feeds."""
     files = {k: [file_fingerprint(f) for f in INPUT_FILES[k](cfg) if f] for k in stage.config_keys if k in INPUT_FILES}
-    body = {"stage": stage.name, "config": {k: config_value(cfg, k) for k in stage.config_keys},
-            "inputs": {d: fingerprints.get(d) for d in stage.deps}}
+    config = {k: config_value(cfg, k) for k in stage.config_keys}
+    for dotted in stage.ignores:
+        section, _, name = dotted.rpartition(".")
+        config[section].pop(name)
+    body = {"stage": stage.name, "config": config, "inputs": {d: fingerprints.get(d) for d in stage.deps}}
     if any(any(v) for v in files.values()):
         body["files"] = files
     return short_hash(body)

@@ -1,12 +1,13 @@
 """The smoke preset on one device (what every user has) ends with a dataset; the loop's options
-the paper leaves open, and the ablations, from that run's S_0 (each test reruns only the stages
-its overrides feed), and five SIGKILLs and resumes from it. 8 devices: tests/test_smoke_devices.py;
-2: tests/test_pipeline.py."""
+the paper leaves open, and the ablations, each from a copy of that run (the rerun redoes only
+the stages its overrides feed), and five SIGKILLs and resumes from its S_0. 2 and 8 devices:
+tests/test_pipeline.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,20 @@ def _from_s0(s0: Path, tmp_path: Path) -> Path:
     return copy_through_s0(s0, tmp_path / "run")
 
 
+def _copy(finished: Path, tmp_path: Path) -> Path:
+    """The whole finished run: a rerun with overrides redoes only the stages they feed."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    return run
+
+
+def _plan(*overrides: str) -> list[str]:
+    from scoder_jax.runconfig import load_run_config
+    from scoder_jax.stage_plan import build_stages
+
+    return [s.name for s in build_stages(load_run_config("smoke", list(overrides))[0])]
+
+
 def test_smoke_preset_ends_with_a_dataset_on_one_device(one_device):
     """It used to end with an empty final set on one device (S_1 garbled the format of two
     different memorised replies); the preset's seed samples now share one reply."""
@@ -90,12 +105,16 @@ def test_killed_at_five_moments_resumes_to_the_same_dataset(s0, tmp_path):
     assert a == b
 
 
-def test_previous_init_and_accumulated_selections(s0, tmp_path):
+def test_previous_init_and_accumulated_selections(one_device, tmp_path):
     """synth.init: previous starts S_t from S_{t-1}'s last checkpoint (its first loss is S_{t-1}'s
-    last, not a random model's); select.accumulate: true makes D_2 = D_p + both selections."""
-    run = _from_s0(s0, tmp_path)
+    last, not a random model's); select.accumulate: true makes D_2 = D_p + both selections.
+    S_0 and the first iteration's sampling, scoring and influence are the copied run's."""
+    run = _copy(one_device[0], tmp_path)
+    before = _manifest(run)["stages"]
     _iterate(run, "iterations=2", "synth.init=previous", "select.accumulate=true", "--until", "select_02")
     m = _manifest(run)
+    kept = {n for n in before if m["stages"][n]["finished"] == before[n]["finished"]}
+    assert {"sft_00", "sample_01", "score_01", "influence_01"} <= kept and "sft_01" not in kept, kept
     first = _rows(run / "iter_01/selected/synthesized.jsonl")
     second = _rows(run / "iter_02/selected/synthesized.jsonl")
     train2 = _rows(run / "iter_02/selected/train.jsonl")
@@ -146,13 +165,17 @@ def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
     assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr
 
 
-def test_synthesizers_judged_by_their_students(s0, tmp_path):
+def test_synthesizers_judged_by_their_students(one_device, tmp_path):
     """eval.per_iteration: student: S_0 by a student trained on what S_0 synthesized (kept by
-    score_01), S_1 on the final set's; each on the same fixed number of rows (or all there are)."""
-    run = _from_s0(s0, tmp_path)
-    _iterate(run, "eval.per_iteration=student", "eval.student_samples=1", "--until", "eval_01")
+    score_01), S_1 on the final set's; each on the same fixed number of rows (or all there are).
+    Only the eval stages read eval.*: what the synthesizers made is the copied run's."""
+    run = _copy(one_device[0], tmp_path)
+    before = _manifest(run)["stages"]
+    overrides = ("eval.per_iteration=student", "eval.student_samples=1")
+    _iterate(run, *overrides, "--until", "eval_01")
     m = _manifest(run)
-    names = sorted(m["stages"], key=lambda n: m["stages"][n]["started"])  # the order they ran in
+    assert all(m["stages"][n]["finished"] == before[n]["finished"] for n in before), m["stages"]
+    names = _plan(*overrides)
     assert names.index("eval_00") == names.index("score_01") + 1 and names.index("eval_01") > names.index("final_score")
     for t in (0, 1):
         c = m["stages"][f"eval_{t:02d}"]["counts"]
@@ -161,10 +184,10 @@ def test_synthesizers_judged_by_their_students(s0, tmp_path):
     assert "eval_02" not in names and not (run / "iter_01/eval").exists()  # S_t itself is not evaluated
 
 
-def test_ablation_without_scoring_keeps_every_parsed_candidate(s0, tmp_path):
+def test_ablation_without_scoring_keeps_every_parsed_candidate(one_device, tmp_path):
     """No judge is loaded, nothing is executed: every parsed candidate (all of a snippet's, not
     its best) goes on to influence."""
-    run = _from_s0(s0, tmp_path)
+    run = _copy(one_device[0], tmp_path)
     r = _iterate(run, "--ablation", "no-scoring", "--until", "influence_01")
     cands = _rows(run / "iter_01/samples/candidates.jsonl")
     kept = _rows(run / "iter_01/scores/selected.jsonl")
@@ -175,7 +198,7 @@ def test_ablation_without_scoring_keeps_every_parsed_candidate(s0, tmp_path):
     assert _manifest(run)["stages"]["influence_01"]["counts"]["candidates"] == 8
 
 
-def test_smoke_with_fitted_weights(s0, tmp_path):
+def test_smoke_with_fitted_weights(one_device, tmp_path):
     """`scoder iterate --config smoke score.weights=fit`: the score stage fits w on the seed set
     against its corruptions and the failed candidates, writes them with the fit report, and
     totals and selects with them."""
@@ -184,7 +207,7 @@ def test_smoke_with_fitted_weights(s0, tmp_path):
     from scoder_jax.score.judge import DEFAULT_ASPECTS
     from scoder_jax.score.weights import Weights
 
-    run = _from_s0(s0, tmp_path)
+    run = _copy(one_device[0], tmp_path)
     _iterate(run, "score.weights=fit", "score.fit=logistic", "score.rating=integer", "--until", "select_01")
     scores = run / "iter_01" / "scores"
 

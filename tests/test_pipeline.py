@@ -1,5 +1,5 @@
 """`scoder iterate` on the smoke preset (two devices): end to end, two processes killed and resumed, config
-changes, bad input. Five kills and resumes on one device: tests/test_loop_options.py."""
+changes, bad input; and on 8 devices. One device, five kills and resumes: tests/test_loop_options.py."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 
 def _env(devices: int = 2):
-    """One process with two simulated devices: the same mesh as two processes of one device each."""
+    """One process with two simulated devices (the same mesh as two processes of one device each),
+    or `devices` of them."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
@@ -77,6 +78,22 @@ def test_smoke_runs_end_to_end(smoke_run):
     _iterate(smoke_run)
     after = {k: v["finished"] for k, v in _manifest(smoke_run)["stages"].items()}
     assert {k for k in after if after[k] != before[k]} <= {"report"}
+
+
+def test_smoke_preset_ends_with_a_dataset_on_8_devices(tmp_path):
+    """8 devices exercise the mesh that shrinks to the smoke batch of 2 rows. The preset's seed
+    samples share one reply, so parsing does not hang on luck."""
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir", str(run),
+                        "--no-progress", "--until", "export"], cwd=tmp_path, env=_env(devices=8), capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Metadata file does not exist" not in r.stderr  # orbax's step-metadata warning is silenced
+    m = _manifest(run)
+    assert "mesh {'data': 2, 'fsdp': 1, 'tensor': 1}" in r.stderr  # the smoke batch has 2 rows: 2 of 8 devices
+    rows = (run / "final/dataset/dataset.jsonl").read_text().splitlines()
+    assert rows and m["stages"]["export"]["counts"]["rows"] == len(rows)
+    assert m["stages"]["final_sample"]["counts"]["rejects"] == 0, m["stages"]["final_sample"]
 
 
 def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_path):

@@ -137,6 +137,20 @@ def test_a_file_the_config_names_enters_its_stages_key(tmp_path):
     assert stage_key(same, stages["seed"], {}) == after["seed"]
 
 
+def test_synth_init_reruns_the_later_fine_tunes_not_s0():
+    """synth.init says how S_1 .. S_T start; S_0 always starts from the base model, so a run
+    switched to synth.init=previous keeps its S_0 (and what S_0 fed) and retrains from S_1 on."""
+    from scoder_jax.stage_plan import build_stages, stage_key
+
+    base, _ = load_run_config("smoke", [])
+    prev, _ = load_run_config("smoke", ["synth.init=previous"])
+    b, p = ({s.name: s for s in build_stages(c)} for c in (base, prev))
+    assert stage_key(base, b["sft_00"], {}) == stage_key(prev, p["sft_00"], {})
+    assert stage_key(base, b["sft_01"], {}) != stage_key(prev, p["sft_01"], {})
+    longer, _ = load_run_config("smoke", ["synth.max_steps=101"])
+    assert stage_key(longer, b["sft_00"], {}) != stage_key(base, b["sft_00"], {})  # the rest of synth still counts
+
+
 def test_a_scorer_retrained_in_place_reruns_scoring(tmp_path):
     """score.judge as a folder: a file in it rewritten (`scoder scorer train` into the same
     folder) changes the score stages' keys, not the stages before them."""

@@ -131,40 +131,6 @@ def test_previous_init_and_accumulated_selections(one_device, tmp_path):
     assert losses("sft_01")[0] < 1.0  # continued from S_0, which memorised the seed reply
 
 
-def test_ablations_single_checkpoint_and_without_influence(s0, tmp_path):
-    """Two ablations in one run (their overrides touch different stages): M = 1 (S_0's last
-    checkpoint only), and a random selection of the same size instead of influence."""
-    run = _from_s0(s0, tmp_path)
-    _iterate(run, "--ablation", "single-checkpoint", "--ablation", "no-influence", "--until", "select_01")
-    cands = _rows(run / "iter_01/samples/candidates.jsonl")
-    assert cands and {c["meta"]["checkpoint_index"] for c in cands} == {0}
-    assert {Path(c["meta"]["checkpoint"]).name for c in cands} == {"100"}  # S_0's last checkpoint
-    m = _manifest(run)
-    kept = _rows(run / "iter_01/scores/selected.jsonl")
-    chosen = _rows(run / "iter_01/selected/synthesized.jsonl")
-    assert m["stages"]["select_01"]["counts"]["by"] == "random"
-    assert len(chosen) == -(-len(kept) // 2)  # influence.keep 0.5, rounded up, as with influence
-    assert {r["id"] for r in chosen} <= {r["id"] for r in kept}
-    assert m["stages"]["influence_01"]["counts"].get("skipped") is True
-
-
-def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
-    """final.size: rounds of final.snippets until K are kept (the smoke pool of 3 snippets wraps
-    around); a K out of reach stops at final.max_rounds, reported, not an error."""
-    run = _from_s0(s0, tmp_path)
-    _iterate(run, "iterations=0", "final.size=3", "--until", "export")
-    m = _manifest(run)
-    counts = m["stages"]["final_score"]["counts"]
-    assert counts["reached"] is True and counts["rounds"] == 2 and counts["selected"] == 3
-    assert len(_rows(run / "final/dataset/dataset.jsonl")) == 3
-    assert (run / "final/scores/round_02/samples/candidates.jsonl").exists()
-
-    r = _iterate(run, "iterations=0", "final.size=50", "final.max_rounds=3", "--until", "export")
-    counts = _manifest(run)["stages"]["final_score"]["counts"]
-    assert counts["reached"] is False and counts["rounds"] == 3 and counts["selected"] == counts["kept_all_rounds"]
-    assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr
-
-
 def test_synthesizers_judged_by_their_students(one_device, tmp_path):
     """eval.per_iteration: student: S_0 by a student trained on what S_0 synthesized (kept by
     score_01), S_1 on the final set's; each on the same fixed number of rows (or all there are).
@@ -229,3 +195,37 @@ def test_smoke_with_fitted_weights(one_device, tmp_path):
     assert all(x["total"] >= w.threshold for x in rows if x["id"] in kept)
     m = json.loads((run / "manifest.json").read_text())
     assert m["stages"]["select_01"]["status"] == "done"
+
+
+def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
+    """final.size: rounds of final.snippets until K are kept (the smoke pool of 3 snippets wraps
+    around); a K out of reach stops at final.max_rounds, reported, not an error."""
+    run = _from_s0(s0, tmp_path)
+    _iterate(run, "iterations=0", "final.size=3", "--until", "export")
+    m = _manifest(run)
+    counts = m["stages"]["final_score"]["counts"]
+    assert counts["reached"] is True and counts["rounds"] == 2 and counts["selected"] == 3
+    assert len(_rows(run / "final/dataset/dataset.jsonl")) == 3
+    assert (run / "final/scores/round_02/samples/candidates.jsonl").exists()
+
+    r = _iterate(run, "iterations=0", "final.size=50", "final.max_rounds=3", "--until", "export")
+    counts = _manifest(run)["stages"]["final_score"]["counts"]
+    assert counts["reached"] is False and counts["rounds"] == 3 and counts["selected"] == counts["kept_all_rounds"]
+    assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr
+
+
+def test_ablations_single_checkpoint_and_without_influence(s0, tmp_path):
+    """Two ablations in one run (their overrides touch different stages): M = 1 (S_0's last
+    checkpoint only), and a random selection of the same size instead of influence."""
+    run = _from_s0(s0, tmp_path)
+    _iterate(run, "--ablation", "single-checkpoint", "--ablation", "no-influence", "--until", "select_01")
+    cands = _rows(run / "iter_01/samples/candidates.jsonl")
+    assert cands and {c["meta"]["checkpoint_index"] for c in cands} == {0}
+    assert {Path(c["meta"]["checkpoint"]).name for c in cands} == {"100"}  # S_0's last checkpoint
+    m = _manifest(run)
+    kept = _rows(run / "iter_01/scores/selected.jsonl")
+    chosen = _rows(run / "iter_01/selected/synthesized.jsonl")
+    assert m["stages"]["select_01"]["counts"]["by"] == "random"
+    assert len(chosen) == -(-len(kept) // 2)  # influence.keep 0.5, rounded up, as with influence
+    assert {r["id"] for r in chosen} <= {r["id"] for r in kept}
+    assert m["stages"]["influence_01"]["counts"].get("skipped") is True

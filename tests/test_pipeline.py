@@ -46,6 +46,29 @@ def _manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "manifest.json").read_text())
 
 
+def _launch_two(run_dir: Path, logs: Path, tag: str, *extra: str) -> list[subprocess.Popen]:
+    port = free_port()
+    procs = []
+    for i in range(2):
+        env = _env(devices=1)
+        env.update(SCODER_COORDINATOR=f"127.0.0.1:{port}", SCODER_NUM_PROCESSES="2", SCODER_PROCESS_ID=str(i),
+                   SCODER_HEARTBEAT_S="10")
+        with open(logs / f"{tag}.{i}.err", "w") as err:
+            procs.append(subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke",
+                                           "--run-dir", str(run_dir), "--no-progress", *extra], cwd=REPO, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=err, start_new_session=True))
+    return procs
+
+
+def _student_params(run_dir: Path) -> dict:
+    from scoder_jax.models.checkpoint import load_model
+    from scoder_jax.models.lora import merged_params
+    from scoder_jax.train.checkpoints import list_checkpoints
+
+    out = _manifest(run_dir)["stages"]["student"]["out"]
+    return {k: np.asarray(v) for k, v in merged_params(load_model(list_checkpoints(run_dir / out)[-1].path)).items()}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
@@ -78,6 +101,47 @@ def test_smoke_runs_end_to_end(smoke_run):
     _iterate(smoke_run)
     after = {k: v["finished"] for k, v in _manifest(smoke_run)["stages"].items()}
     assert {k for k in after if after[k] != before[k]} <= {"report"}
+
+
+def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path):
+    """Two processes on 127.0.0.1 (gloo), from the smoke run's S_0 on: they sample, score and
+    select, then process 1 is SIGKILLed while S_1 trains; process 0 must exit with a clear error
+    within the heartbeat timeout, not hang. Both rerun: the run resumes and ends with the
+    one-process run's final dataset (byte for byte) and student parameters."""
+    run = copy_through_s0(smoke_run, tmp_path / "run")
+    procs = _launch_two(run, tmp_path, "first")
+    wait_until_running(run, "sft_01", procs, after_s=3)
+    assert all(p.poll() is None for p in procs), (tmp_path / "first.0.err").read_text()[-3000:]
+    os.killpg(procs[1].pid, signal.SIGKILL)
+    t0 = time.time()
+    try:
+        rc = procs[0].wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(procs[0].pid, signal.SIGKILL)
+        pytest.fail("process 0 still waits 240 s after process 1 died")
+    err = (tmp_path / "first.0.err").read_text()
+    assert rc != 0, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: stage sft_01: a collective failed on process 0"), err[-3000:]
+    assert "another process most likely died" in last and "stack trace" not in err, err[-3000:]
+    print(f"process 0 exited {time.time() - t0:.0f} s after the kill: {err.strip().splitlines()[-1][:300]}")
+
+    procs = _launch_two(run, tmp_path, "rerun", "--until", "student")  # what is compared: dataset, student
+    for i, p in enumerate(procs):
+        try:
+            assert p.wait(timeout=1500) == 0, (tmp_path / f"rerun.{i}.err").read_text()[-3000:]
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    m = _manifest(run)
+    assert all(e["status"] == "done" for e in m["stages"].values())
+    assert m["stages"]["sample_01"]["counts"]["process_count"] == 2
+    assert ((run / "final/dataset/dataset.jsonl").read_bytes()
+            == (smoke_run / "final/dataset/dataset.jsonl").read_bytes())
+    ours, ref = _student_params(run), _student_params(smoke_run)
+    assert ours.keys() == ref.keys()
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], atol=1e-5, err_msg=k)
 
 
 def test_smoke_preset_ends_with_a_dataset_on_8_devices(tmp_path):
@@ -152,67 +216,3 @@ def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
         pipeline.iterate(cfg, run, until="seed", progress=False)
     m = _manifest(run)
     assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()
-
-
-def _launch_two(run_dir: Path, logs: Path, tag: str, *extra: str) -> list[subprocess.Popen]:
-    port = free_port()
-    procs = []
-    for i in range(2):
-        env = _env(devices=1)
-        env.update(SCODER_COORDINATOR=f"127.0.0.1:{port}", SCODER_NUM_PROCESSES="2", SCODER_PROCESS_ID=str(i),
-                   SCODER_HEARTBEAT_S="10")
-        with open(logs / f"{tag}.{i}.err", "w") as err:
-            procs.append(subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke",
-                                           "--run-dir", str(run_dir), "--no-progress", *extra], cwd=REPO, env=env,
-                                          stdout=subprocess.DEVNULL, stderr=err, start_new_session=True))
-    return procs
-
-
-def _student_params(run_dir: Path) -> dict:
-    from scoder_jax.models.checkpoint import load_model
-    from scoder_jax.models.lora import merged_params
-    from scoder_jax.train.checkpoints import list_checkpoints
-
-    out = _manifest(run_dir)["stages"]["student"]["out"]
-    return {k: np.asarray(v) for k, v in merged_params(load_model(list_checkpoints(run_dir / out)[-1].path)).items()}
-
-
-def test_two_processes_survive_a_kill_and_match_one_process(smoke_run, tmp_path):
-    """Two processes on 127.0.0.1 (gloo), from the smoke run's S_0 on: they sample, score and
-    select, then process 1 is SIGKILLed while S_1 trains; process 0 must exit with a clear error
-    within the heartbeat timeout, not hang. Both rerun: the run resumes and ends with the
-    one-process run's final dataset (byte for byte) and student parameters."""
-    run = copy_through_s0(smoke_run, tmp_path / "run")
-    procs = _launch_two(run, tmp_path, "first")
-    wait_until_running(run, "sft_01", procs, after_s=3)
-    assert all(p.poll() is None for p in procs), (tmp_path / "first.0.err").read_text()[-3000:]
-    os.killpg(procs[1].pid, signal.SIGKILL)
-    t0 = time.time()
-    try:
-        rc = procs[0].wait(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(procs[0].pid, signal.SIGKILL)
-        pytest.fail("process 0 still waits 240 s after process 1 died")
-    err = (tmp_path / "first.0.err").read_text()
-    assert rc != 0, err[-3000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("error: stage sft_01: a collective failed on process 0"), err[-3000:]
-    assert "another process most likely died" in last and "stack trace" not in err, err[-3000:]
-    print(f"process 0 exited {time.time() - t0:.0f} s after the kill: {err.strip().splitlines()[-1][:300]}")
-
-    procs = _launch_two(run, tmp_path, "rerun", "--until", "student")  # what is compared: dataset, student
-    for i, p in enumerate(procs):
-        try:
-            assert p.wait(timeout=1500) == 0, (tmp_path / f"rerun.{i}.err").read_text()[-3000:]
-        finally:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-    m = _manifest(run)
-    assert all(e["status"] == "done" for e in m["stages"].values())
-    assert m["stages"]["sample_01"]["counts"]["process_count"] == 2
-    assert ((run / "final/dataset/dataset.jsonl").read_bytes()
-            == (smoke_run / "final/dataset/dataset.jsonl").read_bytes())
-    ours, ref = _student_params(run), _student_params(smoke_run)
-    assert ours.keys() == ref.keys()
-    for k in ref:
-        np.testing.assert_allclose(ours[k], ref[k], atol=1e-5, err_msg=k)

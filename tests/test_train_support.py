@@ -78,7 +78,9 @@ def params_of(step_dir) -> dict[str, np.ndarray]:
 
 def child_env(devices: int = 1, **extra) -> dict:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # the device count, and the parent's XLA backend level (conftest): a child and its in-process reference alike
+    level = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_backend_optimization_level")]
+    env["XLA_FLAGS"] = " ".join([f"--xla_force_host_platform_device_count={devices}", *level])
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     # child processes compiling the same step share XLA's persistent compilation cache

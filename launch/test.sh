@@ -11,5 +11,6 @@ export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
 # two workers, one test file each at a time (a file's module fixtures, such as the smoke run,
 # are built once), in xdist's order (files with the most tests first: the long subprocess files
 # then overlap light ones; longest-first, with or without pinning each worker to a core, took
-# 16:42-18:25 against 13:59 on 2026-12-02)
+# 16:42-18:25 against 13:59 on 2026-12-02); tests/conftest.py runs each file's slow tests first
+# and compiles the in-process tests at XLA's backend level 0 (why: its comments)
 python -m pytest -q -n "${SCODER_TEST_WORKERS:-2}" --dist loadfile tests "$@"

@@ -5,7 +5,10 @@ Round 1 is the final_sample stage's candidates. While fewer than K are kept and 
 around, each round with its own seed) are sampled from S_T's last checkpoint and scored, each
 round in its own folder of the final_score stage (`round_NN/samples`, `round_NN/scores`), so a
 killed run resumes the round in flight. The kept set is every round's selection, the K with
-the highest totals (ties by id); a cap hit before K is reported, not an error.
+the highest totals (ties by id); a cap hit before K is reported, not an error. With
+`score.weights: fit` the weights are fitted once, on the first round that has candidates, and
+every later round is totalled and thresholded with them, so the K are ranked on one scale; the
+stage's weights.json (and fit_report.json) are that round's.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from scoder_jax.io import read_jsonl, write_json_atomic, write_jsonl_atomic
+from scoder_jax.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
     checkpoint = checkpoint_set(ctx, f"sft_{ctx.cfg.iterations:02d}", 1)
     stage = ctx.stages["final_sample"]
     scores, kept, rounds = [], [], []
+    weighed, fitted = False, None  # with score.weights: fit, the weights fitted on the first round with candidates
     for r in range(1, cap + 1):
         rdir = out / f"round_{r:02d}"
         if r == 1:
@@ -45,7 +49,14 @@ def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
             path = rdir / "samples" / "candidates.jsonl"
             cands = read_jsonl(path) if path.exists() else []
             log.info("final set, round %d: %d candidates (%s rejects)", r, len(cands), counts.get("rejects"))
-        score_into(ctx, cands, rdir / "scores")
+        score_into(ctx, cands, rdir / "scores", weights_file=fitted)
+        if not weighed and (rdir / "scores" / "weights.json").exists():
+            # the weights every later round is totalled with, where the report looks for a stage's
+            for name in ("weights.json", "fit_report.json"):
+                if (rdir / "scores" / name).exists():
+                    write_text_atomic(out / name, (rdir / "scores" / name).read_text(encoding="utf-8"))
+            weighed = True
+            fitted = out / "weights.json" if ctx.cfg.score.weights == "fit" else None
         scores += read_jsonl(rdir / "scores" / "scores.jsonl")
         chosen = read_jsonl(rdir / "scores" / "selected.jsonl")
         kept += chosen

@@ -237,8 +237,10 @@ def run_score(ctx: Context, stage: Stage, out: Path) -> dict:
     return score_into(ctx, candidates, out)
 
 
-def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
-    """Scores the candidates into `out` (scores.jsonl, selected.jsonl; resumable) and returns its counts."""
+def score_into(ctx: Context, candidates: list[dict], out: Path, weights_file: Path | None = None) -> dict:
+    """Scores the candidates into `out` (scores.jsonl, selected.jsonl; resumable) and returns its
+    counts; with `weights_file`, totals with those weights (and their threshold) whatever
+    score.weights says (the final set's later rounds: the first round's fitted weights)."""
     from scoder_jax.score.judge import DEFAULT_ASPECTS, load_judge
     from scoder_jax.score.sandbox_types import Limits
     from scoder_jax.score.select import NoJudge, score_candidates
@@ -259,6 +261,9 @@ def score_into(ctx: Context, candidates: list[dict], out: Path) -> dict:
     else:  # fitted here (after judging) or in a file: their own threshold
         select = dataclasses.replace(select, threshold=None)
         weights = None if sc.weights == "fit" else Weights.load(sc.weights).aligned([a.name for a in aspects])
+    if weights_file is not None:
+        select = dataclasses.replace(select, threshold=None)
+        weights = Weights.load(weights_file).aligned([a.name for a in aspects])
     if not candidates:
         for name in ("scores.jsonl", "selected.jsonl"):
             write_jsonl_atomic(out / name, [])

@@ -199,7 +199,8 @@ def test_smoke_with_fitted_weights(one_device, tmp_path):
 
 def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
     """final.size: rounds of final.snippets until K are kept (the smoke pool of 3 snippets wraps
-    around); a K out of reach stops at final.max_rounds, reported, not an error."""
+    around); a K out of reach stops at final.max_rounds, reported, not an error. Fitted weights
+    are fitted on the first round and total every round (the K are ranked on one scale)."""
     run = _from_s0(s0, tmp_path)
     _iterate(run, "iterations=0", "final.size=3", "--until", "export")
     m = _manifest(run)
@@ -208,10 +209,21 @@ def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
     assert len(_rows(run / "final/dataset/dataset.jsonl")) == 3
     assert (run / "final/scores/round_02/samples/candidates.jsonl").exists()
 
-    r = _iterate(run, "iterations=0", "final.size=50", "final.max_rounds=3", "--until", "export")
+    # with weights fitted at the score stage: fitted once, on round 1, and every round totalled with them
+    r = _iterate(run, "iterations=0", "final.size=50", "final.max_rounds=3", "score.weights=fit",
+                 "score.fit=logistic", "score.rating=integer", "--until", "export")
     counts = _manifest(run)["stages"]["final_score"]["counts"]
     assert counts["reached"] is False and counts["rounds"] == 3 and counts["selected"] == counts["kept_all_rounds"]
     assert "final.size 50 not reached" in r.stderr and "final.max_rounds" in r.stderr
+    from scoder_jax.score.weights import Weights
+
+    scores = run / "final/scores"
+    fitted = Weights.load(scores / "weights.json")
+    assert fitted.method == "logistic" and (scores / "fit_report.json").exists()
+    assert (scores / "round_01/scores/fit_report.json").exists()
+    for rnd in ("round_02", "round_03"):
+        assert not (scores / rnd / "scores/fit_report.json").exists(), rnd  # not refitted
+        assert Weights.load(scores / rnd / "scores/weights.json") == fitted, rnd
 
 
 def test_ablations_single_checkpoint_and_without_influence(s0, tmp_path):

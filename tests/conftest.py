@@ -49,15 +49,34 @@ enable_compile_cache()
 ASSETS = Path(__file__).parent / "assets" / "vendor"
 
 
+# xdist (--dist loadfile) hands out whole files; this one, the longest (the smoke preset on 2 and
+# 8 devices and in two processes: about a third of the suite's subprocess time), goes first. In
+# xdist's own order (most tests first) its 6 tests came late and it ended the run alone, the
+# other worker idle for 70-95 s (simulated on three measured runs: 734-836 s -> 699-811 s).
+FIRST = ("test_pipeline.py",)
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # xdist: keep the order made below
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items):
-    """Within each file, the tests marked slow run first. xdist (--dist loadfile) hands a worker
-    its next file as soon as the current one has two tests left, and that file then waits for
-    them: a file that ended on a minute-long test kept a whole file from the other, idle worker
-    at the end of the suite. (Files whose tests are all slow order theirs by hand: long first.)"""
-    files = {}
+    """Files in xdist's order (most tests first, ties as collected) after FIRST; within each file,
+    the tests marked slow first. xdist hands a worker its next file as soon as the current one has
+    two tests left, and that file then waits for them: a file that ended on a minute-long test
+    kept a whole file from the other, idle worker at the end of the suite. (Files whose tests are
+    all slow order theirs by hand: long first.)"""
+    files: dict = {}
+    counts: dict = {}
     for item in items:
         files.setdefault(item.path, len(files))
-    items.sort(key=lambda item: (files[item.path], item.get_closest_marker("slow") is None))
+        counts[item.path] = counts.get(item.path, 0) + 1
+
+    def rank(path):
+        return path.name not in FIRST, -counts[path], files[path]
+
+    items.sort(key=lambda item: (rank(item.path), item.get_closest_marker("slow") is None))
 
 
 def _need(path: Path) -> Path:

@@ -67,12 +67,18 @@ def dataset_config_hash(cfg) -> str:
     the number of iterations. A config change that reruns a stage feeding the dataset changes
     it; one that does not (student, eval, name) leaves it, so the hash stays true of an
     exported dataset the pipeline does not redo."""
-    from scoder_jax.stage_plan import config_value
+    from scoder_jax.stage_plan import config_value, stage_config
 
     stages = upstream_stages(cfg)
     keys = sorted({k for s in stages for k in s.config_keys})
+    seen = [stage_config(cfg, s) for s in stages]  # a value pinned where it does not reach a stage
+
+    def value(k):  # what every stage reading k holds (pinned where none is reached), else the config's
+        held = [c[k] for c in seen if k in c]
+        return held[0] if all(h == held[0] for h in held) else config_value(cfg, k)
+
     payload = {"iterations": cfg.iterations, "stages": sorted(s.name for s in stages),
-               "config": {k: config_value(cfg, k) for k in keys}}
+               "config": {k: value(k) for k in keys}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -30,7 +30,9 @@ class Stage:
     config_keys: tuple[str, ...]  # dotted RunConfig fields whose values enter the key
     out: str  # output folder, relative to the run directory
     iteration: int | None = None
-    ignores: tuple[str, ...] = ()  # dotted fields inside `config_keys` that do not enter the key
+    # dotted fields inside `config_keys` whose value does not reach this stage, held in its key
+    # at this value (their default: a run made before the pin keeps its key)
+    pins: tuple[tuple[str, Any], ...] = ()
 
 
 def build_stages(cfg: RunConfig) -> list[Stage]:
@@ -39,7 +41,7 @@ def build_stages(cfg: RunConfig) -> list[Stage]:
         Stage("pool", "pool", (), ("seed", "pool"), "pool"),
         Stage("seed", "seed", (), ("seed_set", "synth.format"), "seed"),
         # S_0 is fine-tuned from the base model whatever synth.init says of S_1 .. S_T
-        Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0, ignores=("synth.init",)),
+        Stage("sft_00", "sft", ("seed",), ("seed", "synth"), "iter_00/ckpt", 0, pins=(("synth.init", "base"),)),
     ]
     for t in range(1, T + 1):
         it = f"iter_{t:02d}"
@@ -97,6 +99,19 @@ def config_value(cfg: RunConfig, dotted: str) -> Any:
     return to_dict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
+def stage_config(cfg: RunConfig, stage: Stage) -> dict:
+    """The config values a stage's key holds: its `config_keys`' values, its pins applied."""
+    config = {k: config_value(cfg, k) for k in stage.config_keys}
+    for dotted, value in stage.pins:
+        key = max((k for k in config if dotted.startswith(k + ".")), key=len)
+        node = config[key]
+        *path, name = dotted[len(key) + 1:].split(".")
+        for part in path:
+            node = node[part]
+        node[name] = value
+    return config
+
+
 def short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -132,11 +147,8 @@ def stage_key(cfg: RunConfig, stage: Stage, fingerprints: dict[str, str]) -> str
     """The stage's config values, its inputs' fingerprints and the files its config names: a
     weights file or seed set edited in place reruns what it feeds."""
     files = {k: [file_fingerprint(f) for f in INPUT_FILES[k](cfg) if f] for k in stage.config_keys if k in INPUT_FILES}
-    config = {k: config_value(cfg, k) for k in stage.config_keys}
-    for dotted in stage.ignores:
-        section, _, name = dotted.rpartition(".")
-        config[section].pop(name)
-    body = {"stage": stage.name, "config": config, "inputs": {d: fingerprints.get(d) for d in stage.deps}}
+    body = {"stage": stage.name, "config": stage_config(cfg, stage),
+            "inputs": {d: fingerprints.get(d) for d in stage.deps}}
     if any(any(v) for v in files.values()):
         body["files"] = files
     return short_hash(body)

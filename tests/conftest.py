@@ -6,15 +6,17 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 # The in-process tests compile ~600 small programs and run most of them a few times: compiling
-# is about half their time. XLA's CPU backend at optimisation level 0 (LLVM's; the HLO passes,
-# hence fusions and the math, are the same) compiles them faster: test_generate + test_model_parity
-# 122 -> 97 s, the real SmolLM2 greedy test no slower (its matmuls are library calls). The
-# `scoder` runs the tests start set XLA_FLAGS themselves and keep the default, as users have it
-# (a smoke run trains ~20% slower at level 0); tests/test_train_support.child_env passes the
-# level on, so a trainer child and its in-process reference compile alike.
-if "--xla_backend_optimization_level" not in os.environ["XLA_FLAGS"]:
-    os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
+# is about half their time. XLA's CPU backend at optimisation level 0 (LLVM's: the optimised HLO,
+# hence fusions and the math, is the same; results move in their last bits, ~1e-5 relative at
+# most on a value-and-grad) compiles them faster: test_generate + test_model_parity 122 -> 97 s,
+# the real SmolLM2 greedy test no slower (its matmuls are library calls). The smoke-sized `scoder`
+# runs (test_pipeline, test_loop_options, test_format, test_student) set XLA_FLAGS themselves and
+# keep the default, as users have it (a smoke run trains ~20% slower at level 0); the small
+# subprocesses that inherit this environment (`scoder verify`, the launch scripts) run at level 0
+# too. An exact comparison across processes passes the level on (test_train_support.child_env).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if os.environ["JAX_PLATFORMS"] == "cpu" and "--xla_backend_optimization_level" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -53,7 +55,7 @@ ASSETS = Path(__file__).parent / "assets" / "vendor"
 # 8 devices and in two processes: about a third of the suite's subprocess time), goes first. In
 # xdist's own order (most tests first) its 6 tests came late and it ended the run alone, the
 # other worker idle for 70-95 s (simulated on three measured runs: 734-836 s -> 699-811 s).
-FIRST = ("test_pipeline.py",)
+FIRST = (Path(__file__).parent / "test_pipeline.py",)
 
 
 def pytest_configure(config):
@@ -74,7 +76,7 @@ def pytest_collection_modifyitems(items):
         counts[item.path] = counts.get(item.path, 0) + 1
 
     def rank(path):
-        return path.name not in FIRST, -counts[path], files[path]
+        return path not in FIRST, -counts[path], files[path]
 
     items.sort(key=lambda item: (rank(item.path), item.get_closest_marker("slow") is None))
 

@@ -128,7 +128,6 @@ def test_projection_is_the_keyed_dense_matrix_whatever_the_batch_or_cache():
     assert abs(gauss.mean()) < 0.02 and abs(gauss.std() - 1) < 0.02
 
 
-@pytest.mark.slow
 def test_full_mode_probe_gradient_is_the_left_projected_weight_gradient():
     model = _model(targets=("q",))
     mesh = parallel.single_device_mesh()

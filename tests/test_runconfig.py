@@ -140,6 +140,8 @@ def test_a_file_the_config_names_enters_its_stages_key(tmp_path):
 def test_synth_init_reruns_the_later_fine_tunes_not_s0():
     """synth.init says how S_1 .. S_T start; S_0 always starts from the base model, so a run
     switched to synth.init=previous keeps its S_0 (and what S_0 fed) and retrains from S_1 on."""
+    import dataclasses
+
     from scoder_jax.stage_plan import build_stages, stage_key
 
     base, _ = load_run_config("smoke", [])
@@ -149,6 +151,15 @@ def test_synth_init_reruns_the_later_fine_tunes_not_s0():
     assert stage_key(base, b["sft_01"], {}) != stage_key(prev, p["sft_01"], {})
     longer, _ = load_run_config("smoke", ["synth.max_steps=101"])
     assert stage_key(longer, b["sft_00"], {}) != stage_key(base, b["sft_00"], {})  # the rest of synth still counts
+    # a run made before synth.init was pinned (init: base, the default) keeps its S_0's key
+    unpinned = dataclasses.replace(b["sft_00"], pins=())
+    assert stage_key(base, unpinned, {}) == stage_key(base, b["sft_00"], {})
+    # and the exported dataset's config hash follows what reaches its stages
+    from scoder_jax.export import dataset_config_hash
+
+    only_s0 = [load_run_config("smoke", ["iterations=0", *o])[0] for o in ([], ["synth.init=previous"])]
+    assert dataset_config_hash(only_s0[0]) == dataset_config_hash(only_s0[1])
+    assert dataset_config_hash(base) != dataset_config_hash(prev)
 
 
 def test_a_scorer_retrained_in_place_reruns_scoring(tmp_path):

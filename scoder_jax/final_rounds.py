@@ -37,7 +37,7 @@ def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
     checkpoint = checkpoint_set(ctx, f"sft_{ctx.cfg.iterations:02d}", 1)
     stage = ctx.stages["final_sample"]
     scores, kept, rounds = [], [], []
-    weighed, fitted = False, None  # with score.weights: fit, the weights fitted on the first round with candidates
+    weighed = None  # the scores of the first round that wrote weights (with score.weights: fit, fitted there)
     for r in range(1, cap + 1):
         rdir = out / f"round_{r:02d}"
         if r == 1:
@@ -49,14 +49,13 @@ def score_to_size(ctx, round_one: list[dict], out: Path) -> dict:
             path = rdir / "samples" / "candidates.jsonl"
             cands = read_jsonl(path) if path.exists() else []
             log.info("final set, round %d: %d candidates (%s rejects)", r, len(cands), counts.get("rejects"))
-        score_into(ctx, cands, rdir / "scores", weights_file=fitted)
-        if not weighed and (rdir / "scores" / "weights.json").exists():
-            # the weights every later round is totalled with, where the report looks for a stage's
-            for name in ("weights.json", "fit_report.json"):
-                if (rdir / "scores" / name).exists():
-                    write_text_atomic(out / name, (rdir / "scores" / name).read_text(encoding="utf-8"))
-            weighed = True
-            fitted = out / "weights.json" if ctx.cfg.score.weights == "fit" else None
+        reuse = weighed is not None and ctx.cfg.score.weights == "fit"
+        score_into(ctx, cands, rdir / "scores", weights_file=weighed / "weights.json" if reuse else None)
+        if weighed is None and (rdir / "scores" / "weights.json").exists():
+            weighed = rdir / "scores"
+            for name in ("weights.json", "fit_report.json"):  # the stage's, where the report looks
+                if (weighed / name).exists():
+                    write_text_atomic(out / name, (weighed / name).read_text(encoding="utf-8"))
         scores += read_jsonl(rdir / "scores" / "scores.jsonl")
         chosen = read_jsonl(rdir / "scores" / "selected.jsonl")
         kept += chosen

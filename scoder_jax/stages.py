@@ -251,8 +251,9 @@ def score_into(ctx: Context, candidates: list[dict], out: Path, weights_file: Pa
     by_name = {a.name: a for a in DEFAULT_ASPECTS}
     aspects = tuple(by_name[a] for a in sc.aspects)  # names checked when the config was built
     select = sc.selection()
-    if isinstance(sc.weights, dict):
-        w = dict(sc.weights)
+    source = sc.weights if weights_file is None else str(weights_file)  # a dict, "fit" or a weights file
+    if isinstance(source, dict):
+        w = dict(source)
         default = Weights.default([a.name for a in aspects])
         weights = Weights(tuple(a.name for a in aspects),
                           tuple(float(w.get(a.name, aw)) for a, aw in zip(aspects, default.aspect_weights)),
@@ -260,10 +261,7 @@ def score_into(ctx: Context, candidates: list[dict], out: Path, weights_file: Pa
                           0.0, sc.threshold, "config")
     else:  # fitted here (after judging) or in a file: their own threshold
         select = dataclasses.replace(select, threshold=None)
-        weights = None if sc.weights == "fit" else Weights.load(sc.weights).aligned([a.name for a in aspects])
-    if weights_file is not None:
-        select = dataclasses.replace(select, threshold=None)
-        weights = Weights.load(weights_file).aligned([a.name for a in aspects])
+        weights = None if source == "fit" else Weights.load(source).aligned([a.name for a in aspects])
     if not candidates:
         for name in ("scores.jsonl", "selected.jsonl"):
             write_jsonl_atomic(out / name, [])

@@ -12,15 +12,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def copy_run(finished_run, run):
+    """A copy of a finished run: a rerun of it with overrides redoes only the stages they feed."""
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(finished_run, run)
+    return Path(run)
+
+
 def copy_through_s0(finished_run, run):
     """A copy of a finished smoke run as it stood when S_0 was trained (pool, seed set, S_0): a
     later run from it reruns only what comes after (tests of resumes and of the loop's options)."""
     import json
     import shutil
-    from pathlib import Path
 
-    finished_run, run = Path(finished_run), Path(run)
-    shutil.copytree(finished_run, run)
+    run = copy_run(finished_run, run)
     m = json.loads((run / "manifest.json").read_text())
     for name in list(m["stages"]):
         if name not in {"pool", "seed", "sft_00"}:

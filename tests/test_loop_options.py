@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import copy_through_s0, wait_until_running
+from tests.procs import copy_run, copy_through_s0, wait_until_running
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -50,19 +49,10 @@ def one_device(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 
 
 @pytest.fixture(scope="module")
-def s0(one_device) -> Path:
+def finished(one_device) -> Path:
+    """The one-device run: copied whole (copy_run, a rerun redoes what its overrides feed) or
+    as it stood at S_0 (copy_through_s0)."""
     return one_device[0]
-
-
-def _from_s0(s0: Path, tmp_path: Path) -> Path:
-    return copy_through_s0(s0, tmp_path / "run")
-
-
-def _copy(finished: Path, tmp_path: Path) -> Path:
-    """The whole finished run: a rerun with overrides redoes only the stages they feed."""
-    run = tmp_path / "run"
-    shutil.copytree(finished, run)
-    return run
 
 
 def _plan(*overrides: str) -> list[str]:
@@ -84,11 +74,11 @@ def test_smoke_preset_ends_with_a_dataset_on_one_device(one_device):
     assert m["stages"]["final_sample"]["counts"]["rejects"] == 0, m["stages"]["final_sample"]
 
 
-def test_killed_at_five_moments_resumes_to_the_same_dataset(s0, tmp_path):
+def test_killed_at_five_moments_resumes_to_the_same_dataset(finished, tmp_path):
     """A run that got as far as S_0 (the trainer's own SIGKILL test covers a kill inside a
     fine-tune) is killed at five moments across the later stages, rerun each time, and ends
     with the uninterrupted run's dataset, byte for byte."""
-    run = _from_s0(s0, tmp_path)
+    run = copy_through_s0(finished, tmp_path / "run")
     for stage in ["sample_01", "score_01", "influence_01", "sft_01", "final_sample"]:
         proc = subprocess.Popen([sys.executable, "-m", "scoder_jax.cli", "iterate", "--config", "smoke", "--run-dir",
                                  str(run), "--no-progress"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
@@ -98,18 +88,18 @@ def test_killed_at_five_moments_resumes_to_the_same_dataset(s0, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     _iterate(run, "--until", "export")
-    a = (s0 / "final/dataset/dataset.jsonl").read_bytes()
+    a = (finished / "final/dataset/dataset.jsonl").read_bytes()
     b = (run / "final/dataset/dataset.jsonl").read_bytes()
     ids = [json.loads(line)["id"] for line in b.decode().splitlines()]
     assert ids and len(ids) == len(set(ids))
     assert a == b
 
 
-def test_previous_init_and_accumulated_selections(one_device, tmp_path):
+def test_previous_init_and_accumulated_selections(finished, tmp_path):
     """synth.init: previous starts S_t from S_{t-1}'s last checkpoint (its first loss is S_{t-1}'s
     last, not a random model's); select.accumulate: true makes D_2 = D_p + both selections.
     S_0 and the first iteration's sampling, scoring and influence are the copied run's."""
-    run = _copy(one_device[0], tmp_path)
+    run = copy_run(finished, tmp_path / "run")
     before = _manifest(run)["stages"]
     _iterate(run, "iterations=2", "synth.init=previous", "select.accumulate=true", "--until", "select_02")
     m = _manifest(run)
@@ -131,11 +121,11 @@ def test_previous_init_and_accumulated_selections(one_device, tmp_path):
     assert losses("sft_01")[0] < 1.0  # continued from S_0, which memorised the seed reply
 
 
-def test_synthesizers_judged_by_their_students(one_device, tmp_path):
+def test_synthesizers_judged_by_their_students(finished, tmp_path):
     """eval.per_iteration: student: S_0 by a student trained on what S_0 synthesized (kept by
     score_01), S_1 on the final set's; each on the same fixed number of rows (or all there are).
     Only the eval stages read eval.*: what the synthesizers made is the copied run's."""
-    run = _copy(one_device[0], tmp_path)
+    run = copy_run(finished, tmp_path / "run")
     before = _manifest(run)["stages"]
     overrides = ("eval.per_iteration=student", "eval.student_samples=1")
     _iterate(run, *overrides, "--until", "eval_01")
@@ -150,10 +140,10 @@ def test_synthesizers_judged_by_their_students(one_device, tmp_path):
     assert "eval_02" not in names and not (run / "iter_01/eval").exists()  # S_t itself is not evaluated
 
 
-def test_ablation_without_scoring_keeps_every_parsed_candidate(one_device, tmp_path):
+def test_ablation_without_scoring_keeps_every_parsed_candidate(finished, tmp_path):
     """No judge is loaded, nothing is executed: every parsed candidate (all of a snippet's, not
     its best) goes on to influence."""
-    run = _copy(one_device[0], tmp_path)
+    run = copy_run(finished, tmp_path / "run")
     r = _iterate(run, "--ablation", "no-scoring", "--until", "influence_01")
     cands = _rows(run / "iter_01/samples/candidates.jsonl")
     kept = _rows(run / "iter_01/scores/selected.jsonl")
@@ -164,7 +154,7 @@ def test_ablation_without_scoring_keeps_every_parsed_candidate(one_device, tmp_p
     assert _manifest(run)["stages"]["influence_01"]["counts"]["candidates"] == 8
 
 
-def test_smoke_with_fitted_weights(one_device, tmp_path):
+def test_smoke_with_fitted_weights(finished, tmp_path):
     """`scoder iterate --config smoke score.weights=fit`: the score stage fits w on the seed set
     against its corruptions and the failed candidates, writes them with the fit report, and
     totals and selects with them."""
@@ -173,7 +163,7 @@ def test_smoke_with_fitted_weights(one_device, tmp_path):
     from scoder_jax.score.judge import DEFAULT_ASPECTS
     from scoder_jax.score.weights import Weights
 
-    run = _copy(one_device[0], tmp_path)
+    run = copy_run(finished, tmp_path / "run")
     _iterate(run, "score.weights=fit", "score.fit=logistic", "score.rating=integer", "--until", "select_01")
     scores = run / "iter_01" / "scores"
 
@@ -197,11 +187,11 @@ def test_smoke_with_fitted_weights(one_device, tmp_path):
     assert m["stages"]["select_01"]["status"] == "done"
 
 
-def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
+def test_final_set_reaches_its_size_in_rounds(finished, tmp_path):
     """final.size: rounds of final.snippets until K are kept (the smoke pool of 3 snippets wraps
     around); a K out of reach stops at final.max_rounds, reported, not an error. Fitted weights
     are fitted on the first round and total every round (the K are ranked on one scale)."""
-    run = _from_s0(s0, tmp_path)
+    run = copy_through_s0(finished, tmp_path / "run")
     _iterate(run, "iterations=0", "final.size=3", "--until", "export")
     m = _manifest(run)
     counts = m["stages"]["final_score"]["counts"]
@@ -226,10 +216,10 @@ def test_final_set_reaches_its_size_in_rounds(s0, tmp_path):
         assert Weights.load(scores / rnd / "scores/weights.json") == fitted, rnd
 
 
-def test_ablations_single_checkpoint_and_without_influence(s0, tmp_path):
+def test_ablations_single_checkpoint_and_without_influence(finished, tmp_path):
     """Two ablations in one run (their overrides touch different stages): M = 1 (S_0's last
     checkpoint only), and a random selection of the same size instead of influence."""
-    run = _from_s0(s0, tmp_path)
+    run = copy_through_s0(finished, tmp_path / "run")
     _iterate(run, "--ablation", "single-checkpoint", "--ablation", "no-influence", "--until", "select_01")
     cands = _rows(run / "iter_01/samples/candidates.jsonl")
     assert cands and {c["meta"]["checkpoint_index"] for c in cands} == {0}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.procs import copy_through_s0, free_port, wait_until_running
+from tests.procs import copy_run, copy_through_s0, free_port, wait_until_running
 
 from scoder_jax.errors import ConfigError, ScoderError
 
@@ -161,8 +160,7 @@ def test_smoke_preset_ends_with_a_dataset_on_8_devices(tmp_path):
 
 
 def test_changing_a_scoring_weight_reruns_scoring_and_after_only(smoke_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(smoke_run, run)
+    run = copy_run(smoke_run, tmp_path / "run")
     before = {k: v["finished"] for k, v in _manifest(run)["stages"].items()}
     _iterate(run, "--until", "select_01", "score.weights={clarity: 2.0}")
     after = {k: v["finished"] for k, v in _manifest(run)["stages"].items()}

@@ -9,5 +9,6 @@ python -m pip install -q --upgrade pip
 # and no trimming below 4 GiB keep the freed memory for the next step: the smoke preset's
 # page faults 7.5M -> 0.4M, system time 22 -> 5 s, wall 46-51 -> 34-35 s (huge pages, the
 # earlier setting, cut the faults but not the zeroing: 14-18 s of system time). Read by glibc
-# at process start; inherited by every process a launch script starts.
+# at process start; inherited by every process the demo and the tests start (CPU only: the GPU
+# and TPU launch scripts do not source this file).
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"

@@ -23,12 +23,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # torch computes only references here, while the other xdist worker holds the second core: its
 # OpenMP threads would spin for nothing (same wall time, 30% less CPU for a SmolLM2 reference)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# the xdist workers and the scoder processes the tests start keep freed memory for XLA:CPU's next
-# step instead of having the kernel zero fresh pages: see launch/_venv.sh (a smoke run's system
-# time 22 -> 5 s). Read by glibc at process start, so it reaches this process only through
-# launch/test.sh.
-os.environ.setdefault("GLIBC_TUNABLES",
-                      "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296")
+# the scoder processes the tests start: see launch/_venv.sh (huge pages, 20x fewer page faults)
+os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
 # One XLA compile cache for the session, new each time (as on a fresh machine; not the user's
 # ~/.cache/scoder-jax): made by the first pytest process, inherited by the xdist workers and the
 # scoder processes the tests start, so a program compiled in one of them is loaded by the others.

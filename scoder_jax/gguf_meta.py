@@ -4,16 +4,21 @@
 49k-token vocabulary (tokens, token types, 49k merges) that is ~150k views and 6 s on each load,
 for what is a few MB of length-prefixed strings. A tokenizer needs only these fields, so this
 module walks the header with `struct` and returns Python values (numeric arrays as lists), as
-`GGUFReader(...).fields[key].contents()` does; a test compares the two on real files. Weights
-are still read with `gguf.GGUFReader` (models/checkpoint.py).
+`GGUFReader(...).fields[key].contents()` does; a test compares the two on real files. The
+same walk goes on to the tensor index (name, GGML type, shape, where its bytes lie): loading a
+model's weights then costs the dequantisation alone (gguf.quants does it), not 3 s of field
+views first.
 
 Layout (GGUF v2/v3, little-endian): magic "GGUF", u32 version, u64 tensor count, u64 key count,
-then per key: string key, u32 type, value; strings are u64 length + UTF-8 bytes.
+then per key: string key, u32 type, value; strings are u64 length + UTF-8 bytes. Then per
+tensor: string name, u32 n_dims, n_dims x u64 dims (innermost first), u32 GGML type, u64 offset
+from the data section, which starts at the next multiple of `general.alignment` (default 32).
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,8 +75,24 @@ class _Cursor:
         raise ScoderError(f"{self.path}: field {key}: unknown GGUF value type {vtype}")
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a GGUF file: `shape` in numpy order (outermost first), `offset` in the file."""
+
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]
+    offset: int
+
+
 def read_kv(path: str | Path, want: Callable[[str], bool] = lambda key: True) -> dict[str, Any]:
     """{key: value} of the header fields for which `want(key)` holds; ScoderError on a malformed file."""
+    return read_header(path, want, tensors=False)[0]
+
+
+def read_header(path: str | Path, want: Callable[[str], bool] = lambda key: True, *,
+                tensors: bool = True) -> tuple[dict[str, Any], list[TensorInfo]]:
+    """The wanted header fields and (with `tensors`) the tensor index; ScoderError on a malformed file."""
     path = Path(path)
     try:
         with open(path, "rb", buffering=1 << 20) as f:
@@ -81,13 +102,26 @@ def read_kv(path: str | Path, want: Callable[[str], bool] = lambda key: True) ->
             version = cur.u32()
             if version not in (2, 3):
                 raise ScoderError(f"{path}: GGUF version {version} is not supported (2 or 3)")
-            cur.u64()  # tensor count
+            n_tensors = cur.u64()
             out: dict[str, Any] = {}
+            alignment = 32
             for _ in range(cur.u64()):
                 key = cur.string()
                 value = cur.value(cur.u32(), key)  # read even when not wanted: it must be passed
+                if key == "general.alignment":
+                    alignment = value
                 if want(key):
                     out[key] = value
-            return out
+            if not tensors:
+                return out, []
+            if not isinstance(alignment, int) or alignment <= 0:
+                raise ScoderError(f"{path}: field general.alignment = {alignment!r} is not a positive integer")
+            infos = []
+            for _ in range(n_tensors):
+                name = cur.string()
+                dims = [cur.u64() for _ in range(cur.u32())]
+                infos.append((name, cur.u32(), tuple(reversed(dims)), cur.u64()))
+            start = -(-f.tell() // alignment) * alignment
+            return out, [TensorInfo(name, gtype, shape, start + off) for name, gtype, shape, off in infos]
     except OSError as e:
         raise ScoderError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None

@@ -86,7 +86,7 @@ def model_config_for(spec: str):
 
     kind = ck.checkpoint_kind(path)
     if kind == "gguf":
-        return ck.gguf_config(ck._gguf_reader(Path(path)), str(path))
+        return ck.gguf_config(*ck.read_gguf_header(Path(path)), str(path))
     if kind == "hf":
         return read_hf_config(path)
     marker = Path(path) / ck.ORBAX_MARKER

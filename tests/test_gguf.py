@@ -107,3 +107,11 @@ def test_gguf_missing_tensor_and_not_gguf(tmp_path):
     p.write_bytes(b"not a gguf at all" * 10)
     with pytest.raises(CheckpointError, match="junk.gguf: not a readable GGUF"):
         load_gguf(p)
+    ref = make_hf_model("llama_tied")
+    path = write_gguf(ref, tmp_path / "cut.gguf", Q.Q8_0)
+    path.write_bytes(path.read_bytes()[:-100])  # the last tensor's bytes cut short
+    with pytest.raises(CheckpointError, match=r"cut\.gguf: tensor '.+' lies past the end of the file"):
+        load_gguf(path)
+    path.write_bytes(path.read_bytes()[:300])  # cut inside the header
+    with pytest.raises(CheckpointError, match=r"cut\.gguf: not a readable GGUF file \(truncated GGUF header"):
+        load_gguf(path)

@@ -27,6 +27,35 @@ def test_real_files_match_gguf_reader(asset, request):
     assert only == {"tokenizer.ggml.model": ref["tokenizer.ggml.model"]}
 
 
+def test_tensor_index_matches_gguf_reader(smollm2_gguf, tmp_path):
+    """Each tensor's name, type, shape and file offset as GGUFReader finds them, on the real
+    SmolLM2 file and on a file with a non-default alignment."""
+    _, ours = gguf_meta.read_header(smollm2_gguf)
+    ref = gguf.GGUFReader(str(smollm2_gguf), "r").tensors
+    assert len(ours) == len(ref) == 272
+    for a, b in zip(ours, ref):
+        assert (a.name, a.ggml_type, a.offset) == (b.name, int(b.tensor_type), b.data_offset), b.name
+        assert a.shape == tuple(reversed(b.shape.tolist())), b.name
+    assert {t.ggml_type for t in ours} >= {int(gguf.GGMLQuantizationType.Q4_1), int(gguf.GGMLQuantizationType.F32)}
+
+    path = tmp_path / "aligned.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_custom_alignment(256)
+    w.add_tensor("a", np.arange(6, dtype=np.float32).reshape(2, 3))
+    w.add_tensor("b", np.ones((5,), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    _, ours = gguf_meta.read_header(path)
+    ref = gguf.GGUFReader(str(path), "r").tensors
+    assert [(t.name, t.shape, t.offset) for t in ours] == [(t.name, (2, 3), t.data_offset) for t in ref[:1]] + [
+        (ref[1].name, (5,), ref[1].data_offset)]
+    assert all(t.offset % 256 == 0 for t in ours)
+    raw = path.read_bytes()
+    assert np.frombuffer(raw, np.float32, 6, ours[0].offset).tolist() == [0, 1, 2, 3, 4, 5]
+
+
 def test_every_value_type_and_tensors_after_the_header(tmp_path):
     path = tmp_path / "types.gguf"
     w = gguf.GGUFWriter(str(path), "llama")

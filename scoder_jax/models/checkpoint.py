@@ -22,7 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from scoder_jax import parallel
-from scoder_jax.errors import CheckpointError
+from scoder_jax.errors import CheckpointError, ScoderError
 from scoder_jax.io import atomic_path, write_json_atomic
 from scoder_jax.models.config import ModelConfig, from_hf_config, read_hf_config, to_hf_config
 from scoder_jax.models.hf_names import BY_NAME, hf_shape, maps_for
@@ -234,53 +234,39 @@ def save_hf(model: Decoder, out_dir: str | Path, *, tokenizer=None, dtype: str |
 # ----------------------------------------------------------------------------- GGUF
 
 
-def _gguf_reader(path: Path):
-    import gguf
-
-    class StrictReader(gguf.GGUFReader):
-        """Names the tensor whose type this gguf version does not know."""
-
-        def _build_tensors(self, start_offs, fields):
-            known = {t.value for t in gguf.GGMLQuantizationType}
-            for field in fields:
-                _, name_data, _, _, raw_dtype, _ = field.parts
-                if int(raw_dtype[0]) not in known:
-                    name = bytes(name_data).decode("utf-8", "replace")
-                    raise CheckpointError(f"{path}: tensor '{name}' has unknown GGML type {int(raw_dtype[0])}")
-            return super()._build_tensors(start_offs, fields)
+def read_gguf_header(path: Path) -> tuple[dict, dict]:
+    """The GGUF file's header fields and its tensors by name (gguf_meta: the index alone, no data)."""
+    from scoder_jax import gguf_meta
 
     try:
-        return StrictReader(str(path))
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable GGUF file ({_short(e)})") from None
+        kv, tensors = gguf_meta.read_header(path)
+    except ScoderError as e:
+        raise CheckpointError(f"{path}: not a readable GGUF file ({str(e).removeprefix(f'{path}: ')})") from None
+    by_name = {}
+    for t in tensors:
+        if t.name in by_name:
+            raise CheckpointError(f"{path}: tensor '{t.name}' is listed twice")
+        by_name[t.name] = t
+    return kv, by_name
 
 
-def gguf_field(reader, key: str, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    return f.contents()
-
-
-def gguf_config(reader, where: str, **overrides) -> ModelConfig:
-    arch = gguf_field(reader, "general.architecture")
+def gguf_config(kv: dict, names, where: str, **overrides) -> ModelConfig:
+    """The model config from a GGUF header's fields (`kv`) and its tensor names."""
+    arch = kv.get("general.architecture")
     if arch not in ("llama", "qwen2"):
         raise CheckpointError(f"{where}: field 'general.architecture' = {arch!r} is not supported (llama, qwen2)")
-    g = lambda k, d=None: gguf_field(reader, f"{arch}.{k}", d)  # noqa: E731
-    names = {t.name for t in reader.tensors}
+    g = lambda k, d=None: kv.get(f"{arch}.{k}", d)  # noqa: E731
     path_name = Path(where).stem
     try:
         hidden = int(g("embedding_length"))
         heads = int(g("attention.head_count"))
-        vocab = g("vocab_size") or len(gguf_field(reader, "tokenizer.ggml.tokens") or [])
+        vocab = g("vocab_size") or len(kv.get("tokenizer.ggml.tokens") or [])
         scaling = g("rope.scaling.type", "none")
         rope_type = {"none": "default", "linear": "linear"}.get(scaling)
         if rope_type is None:
             raise CheckpointError(f"{where}: field '{arch}.rope.scaling.type' = {scaling!r} is not supported")
         hf = {
-            "_name_or_path": gguf_field(reader, "general.name") or path_name,
+            "_name_or_path": kv.get("general.name") or path_name,
             "architectures": ["LlamaForCausalLM" if arch == "llama" else "Qwen2ForCausalLM"],
             "model_type": arch,
             "vocab_size": int(vocab),
@@ -297,9 +283,9 @@ def gguf_config(reader, where: str, **overrides) -> ModelConfig:
                              else {"type": rope_type, "factor": float(g("rope.scaling.factor"))}),
             "tie_word_embeddings": "output.weight" not in names,
             "attention_bias": "blk.0.attn_q.bias" in names and arch == "llama",
-            "bos_token_id": gguf_field(reader, "tokenizer.ggml.bos_token_id"),
-            "eos_token_id": gguf_field(reader, "tokenizer.ggml.eos_token_id"),
-            "pad_token_id": gguf_field(reader, "tokenizer.ggml.padding_token_id"),
+            "bos_token_id": kv.get("tokenizer.ggml.bos_token_id"),
+            "eos_token_id": kv.get("tokenizer.ggml.eos_token_id"),
+            "pad_token_id": kv.get("tokenizer.ggml.padding_token_id"),
         }
     except TypeError as e:
         raise CheckpointError(f"{where}: missing model metadata ({e})") from None
@@ -318,19 +304,28 @@ def load_gguf(path: str | Path, *, mesh: Mesh | None = None, **overrides) -> Dec
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
-    reader = _gguf_reader(path)
-    cfg = gguf_config(reader, str(path), **overrides)
-    by_name = {t.name: t for t in reader.tensors}
-    arch = gguf_field(reader, "general.architecture")
+    kv, by_name = read_gguf_header(path)
+    cfg = gguf_config(kv, by_name, str(path), **overrides)
+    arch = kv["general.architecture"]
+    data = np.memmap(path, np.uint8, mode="r")
 
     def get(name: str) -> np.ndarray:
         t = by_name[name]
         try:
-            w = gguf.quants.dequantize(t.data, t.tensor_type)
-        except NotImplementedError:
+            qtype = gguf.GGMLQuantizationType(t.ggml_type)
+        except ValueError:
+            raise CheckpointError(f"{path}: tensor '{name}' has unknown GGML type {t.ggml_type}") from None
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        n_bytes = int(np.prod(t.shape, dtype=np.int64)) * size // block
+        if t.offset + n_bytes > data.size:
+            raise CheckpointError(f"{path}: tensor '{name}' lies past the end of the file (truncated?)")
+        raw = np.asarray(data[t.offset:t.offset + n_bytes])  # a plain view: slicing a memmap is slow
+        try:
+            w = gguf.quants.dequantize(raw.reshape(gguf.quant_shape_to_byte_shape(t.shape, qtype)), qtype)
+        except (NotImplementedError, KeyError):
             raise CheckpointError(
-                f"{path}: tensor '{name}' has type {t.tensor_type.name}, which cannot be dequantized") from None
-        w = np.asarray(w, np.float32).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
+                f"{path}: tensor '{name}' has type {qtype.name}, which cannot be dequantized") from None
+        w = np.asarray(w, np.float32).reshape(t.shape)
         if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
             w = _unpermute(w, cfg.num_heads if ".attn_q." in name else cfg.num_kv_heads)
         return w

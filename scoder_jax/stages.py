@@ -134,9 +134,13 @@ def student_training_records(samples: list[dict]) -> list[dict]:
     return out
 
 
-def train_stage(train_cfg, records: list[dict], out: Path, model: str | None = None) -> dict:
+def train_stage(train_cfg, records: list[dict], out: Path, model: str | None = None, progress: bool = True) -> dict:
+    """Trains on `records` into `out`; `progress=False` (`scoder iterate --no-progress`) silences the
+    trainer's bar whatever the preset's `progress` says."""
     from scoder_jax.train.trainer import train
 
+    if not progress:
+        train_cfg = dataclasses.replace(train_cfg, progress=False)
     data_path = out.parent / f"{out.name}.train.jsonl"
     if parallel.is_primary():
         write_jsonl_atomic(data_path, records)
@@ -152,7 +156,7 @@ def run_sft(ctx: Context, stage: Stage, out: Path) -> dict:
         read_jsonl(ctx.path(f"select_{t:02d}") / "train.jsonl")
     start = checkpoint_set(ctx, f"sft_{t - 1:02d}", 1)[-1] if t > 0 and ctx.cfg.synth.init == "previous" else None
     records = synth_training_records(samples, ctx.cfg.synth.format)
-    return train_stage(ctx.cfg.synth.train_config(), records, out, model=start)
+    return train_stage(ctx.cfg.synth.train_config(), records, out, model=start, progress=ctx.progress)
 
 
 def checkpoint_set(ctx: Context, sft_stage: str, m: int, sub: str = "") -> list[str]:
@@ -367,7 +371,7 @@ def run_student(ctx: Context, stage: Stage, out: Path) -> dict:
     if not rows:
         raise ScoderError(f"{ctx.path('export') / 'dataset.jsonl'}: the final dataset is empty, nothing to train the "
                           f"student on: {why_empty(ctx)}")
-    return train_stage(ctx.cfg.student, student_training_records(rows), out)
+    return train_stage(ctx.cfg.student, student_training_records(rows), out, progress=ctx.progress)
 
 
 def why_empty(ctx: Context) -> str:
@@ -416,7 +420,7 @@ def run_student_eval(ctx: Context, stage: Stage, out: Path) -> dict:
     rows = sorted(rows, key=lambda r: r["id"])
     if len(rows) > size:
         rows = random.Random(ctx.cfg.seed * 1000 + stage.iteration).sample(rows, size)
-    trained = train_stage(ctx.cfg.student, student_training_records(rows), out / "student")
+    trained = train_stage(ctx.cfg.student, student_training_records(rows), out / "student", progress=ctx.progress)
     counts = {"trained_on": len(rows), "fixed_size": size, "final_loss": trained.get("final_loss")}
     if parallel.is_primary():
         model = checkpoint_set(ctx, stage.name, 1, sub="student")[-1]

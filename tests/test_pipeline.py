@@ -217,3 +217,26 @@ def test_full_disk_keeps_the_last_good_stage(tmp_path, monkeypatch):
         pipeline.iterate(cfg, run, until="seed", progress=False)
     m = _manifest(run)
     assert m["stages"]["pool"]["status"] == "done" and (run / "pool/pool.jsonl").exists()
+
+
+def test_no_progress_silences_the_trainers_bar_too(tmp_path, monkeypatch):
+    """`scoder iterate --no-progress` on a preset whose fine-tunes show a bar (synth.progress:
+    true, as in the demo): the trainer is handed progress off."""
+    from scoder_jax import pipeline
+    from scoder_jax.runconfig import load_run_config
+    from scoder_jax.train import trainer
+
+    seen = []
+
+    def train(cfg, *args, **kwargs):
+        seen.append(cfg.progress)
+        raise ScoderError("stop here")
+
+    monkeypatch.setattr(trainer, "train", train)
+    cfg, _ = load_run_config("smoke", ["synth.progress=true"])
+    assert cfg.synth.train_config().progress is True
+    with pytest.raises(ScoderError, match="stop here"):
+        pipeline.iterate(cfg, tmp_path / "run", until="sft_00", progress=False)
+    with pytest.raises(ScoderError, match="stop here"):
+        pipeline.iterate(cfg, tmp_path / "run", until="sft_00", progress=True)
+    assert seen == [False, True]

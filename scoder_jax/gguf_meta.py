@@ -17,6 +17,7 @@ from the data section, which starts at the next multiple of `general.alignment` 
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +36,11 @@ _STRING, _ARRAY = 8, 9
 class _Cursor:
     def __init__(self, f, path: Path):
         self.f, self.path = f, path
+        self.size = os.fstat(f.fileno()).st_size
 
     def take(self, n: int) -> bytes:
         pos = self.f.tell()
-        out = self.f.read(n) if n >= 0 else b""
+        out = self.f.read(n) if 0 <= n <= self.size - pos else b""  # a length past the end is not read
         if len(out) != n:
             raise ScoderError(f"{self.path}: truncated GGUF header (needs {n} bytes at offset {pos})")
         return out

@@ -93,6 +93,11 @@ def test_bad_files_name_the_file(tmp_path, smollm2_gguf):
     other.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     with pytest.raises(ScoderError, match=r"x\.gguf: not a GGUF file"):
         gguf_meta.read_kv(other)
+    huge = tmp_path / "huge.gguf"  # one key whose string claims 2^62 bytes: refused, not read
+    huge.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+                     + (2**62).to_bytes(8, "little") + b"k" * 16)
+    with pytest.raises(ScoderError, match=r"huge\.gguf: truncated GGUF header \(needs 4611686018427387904 bytes"):
+        gguf_meta.read_kv(huge)
     empty = tmp_path / "e.gguf"
     empty.write_bytes(b"")
     with pytest.raises(ScoderError, match=r"e\.gguf: truncated"):

@@ -315,13 +315,12 @@ def load_gguf(path: str | Path, *, mesh: Mesh | None = None, **overrides) -> Dec
             qtype = gguf.GGMLQuantizationType(t.ggml_type)
         except ValueError:
             raise CheckpointError(f"{path}: tensor '{name}' has unknown GGML type {t.ggml_type}") from None
-        block, size = gguf.GGML_QUANT_SIZES[qtype]
-        n_bytes = int(np.prod(t.shape, dtype=np.int64)) * size // block
-        if t.offset + n_bytes > data.size:
-            raise CheckpointError(f"{path}: tensor '{name}' lies past the end of the file (truncated?)")
-        raw = np.asarray(data[t.offset:t.offset + n_bytes])  # a plain view: slicing a memmap is slow
         try:
-            w = gguf.quants.dequantize(raw.reshape(gguf.quant_shape_to_byte_shape(t.shape, qtype)), qtype)
+            shape = gguf.quant_shape_to_byte_shape(t.shape, qtype)  # its bytes, rows of blocks
+            if t.offset + math.prod(shape) > data.size:
+                raise CheckpointError(f"{path}: tensor '{name}' lies past the end of the file (truncated?)")
+            raw = np.asarray(data[t.offset:t.offset + math.prod(shape)])  # a plain view: slicing a memmap is slow
+            w = gguf.quants.dequantize(raw.reshape(shape), qtype)
         except (NotImplementedError, KeyError):
             raise CheckpointError(
                 f"{path}: tensor '{name}' has type {qtype.name}, which cannot be dequantized") from None
